@@ -1,0 +1,3 @@
+from openfish.cli import main
+
+main()

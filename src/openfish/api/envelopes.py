@@ -1,0 +1,61 @@
+"""Turning errors into responses in the envelope the path's clients expect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from openfish.errors import ErrorBody, LegacyErrorBody, OpenfishError, legacy_body, v1_body
+
+LEGACY_PREFIX = "/api/open/"
+V1_PREFIX = "/api/open/v1"
+
+
+def is_legacy_path(path: str) -> bool:
+    """Legacy Open API paths (``/api/open/...`` outside ``/api/open/v1``)."""
+    return path.startswith(LEGACY_PREFIX) and not (path == V1_PREFIX or path.startswith(V1_PREFIX + "/"))
+
+
+def error_response(error: OpenfishError, path: str, request_id: str) -> JSONResponse:
+    """The error in the v1 or legacy envelope, with its status and headers."""
+    headers = {**error.headers(), "X-Request-Id": request_id}
+    if is_legacy_path(path):
+        status = error.legacy_status or error.status
+        return JSONResponse(legacy_body(error, request_id), status_code=status, headers=headers)
+    return JSONResponse(v1_body(error, request_id), status_code=error.status, headers=headers)
+
+
+_DESCRIPTIONS = {
+    400: "The request is invalid; the message names the field.",
+    401: "The bearer token is missing, malformed, unknown or revoked.",
+    402: "Not enough credits, or the monthly quota is used up.",
+    403: "Forbidden.",
+    404: "Not found, or not visible to this account.",
+    405: "Method not allowed.",
+    409: "Conflict with the resource's state.",
+    413: "The request body is too large.",
+    415: "Unsupported content type.",
+    422: "Well-formed but unprocessable.",
+    429: "Rate limited; retry after the given seconds.",
+    500: "Internal error; quote the requestId.",
+    503: "The engine is unavailable; retry after the given seconds.",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+_WWW_AUTH = {"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}}
+#: Statuses every authenticated route can answer.
+COMMON_STATUSES = (400, 401, 413, 429, 500)
+
+
+def error_responses(*statuses: int, legacy: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given error statuses (plus the common ones)."""
+    model = LegacyErrorBody if legacy else ErrorBody
+    answer: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(set(COMMON_STATUSES) | set(statuses)):
+        entry: dict[str, Any] = {"model": model, "description": _DESCRIPTIONS[status]}
+        if status in (429, 503):
+            entry["headers"] = _RETRY_AFTER
+        if status == 401:
+            entry["headers"] = _WWW_AUTH
+        answer[status] = entry
+    return answer

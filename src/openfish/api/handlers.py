@@ -1,0 +1,91 @@
+"""Exception handlers: every failure leaves in the envelope of its path, with a request id."""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from openfish.api.envelopes import error_response
+from openfish.errors import (
+    ERRORS_BY_STATUS,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    OpenfishError,
+)
+from openfish.middleware import request_id_of
+
+logger = logging.getLogger("openfish.errors")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(OpenfishError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def _respond(request: Request, error: OpenfishError) -> JSONResponse:
+    return error_response(error, request.url.path, request_id_of(request.scope))
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OpenfishError)
+    return _respond(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    error_class = ERRORS_BY_STATUS.get(exc.status_code)
+    if error_class is None:
+        error_class = InvalidRequest if exc.status_code < 500 else InternalError
+    generic = http.HTTPStatus(exc.status_code).phrase
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail != generic else None
+    error: OpenfishError
+    if error_class is MethodNotAllowed:
+        error = MethodNotAllowed(message, allowed=(exc.headers or {}).get("Allow"))
+    else:
+        error = error_class(message)
+    return _respond(request, error)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return _respond(request, InvalidRequest(describe_validation_errors(exc.errors())))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    request_id = request_id_of(request.scope)
+    logger.error(
+        "unhandled error on %s %s requestId=%s",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
+    return _respond(request, InternalError(f"An internal error occurred (requestId {request_id})."))
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One message naming each offending field, e.g. ``webhookUrl: Input should be a string``."""
+    parts: list[str] = []
+    for error in errors[:5]:
+        location = [str(item) for item in error.get("loc", ())]
+        where = location[0] if location else "body"
+        field = ".".join(location[1:])
+        if error.get("type") == "json_invalid":
+            parts.append("the request body is not valid JSON")
+            continue
+        label = f"{field}" if where == "body" and field else f"{where} {field}".strip()
+        parts.append(f"{label or 'body'}: {error.get('msg', 'invalid value')}")
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more")
+    return "Invalid request: " + "; ".join(parts)

@@ -1,0 +1,67 @@
+"""Profile: the account's tier, credits and quota; its webhook URL."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.envelopes import error_responses
+from openfish.services.webhooks import validate_webhook_url
+from openfish.store.models import Account
+
+router = APIRouter(prefix="/api/open/v1", tags=["profile"])
+
+
+class Profile(BaseModel):
+    """The account as the API shows it to its owner."""
+
+    user_id: str = Field(examples=["user_0123456789abcdef0123456789abcdef"])
+    tier: str = Field(examples=["pro"])
+    credits: int = Field(description="Credit balance.")
+    api_quota_remaining: int = Field(
+        description="Credits that may still be spent this month: the monthly quota left, "
+        "capped by the balance."
+    )
+    webhookUrl: str | None = Field(description="Where job notifications are sent, if set.")
+    features: dict[str, bool] = Field(description="Rollout flags, e.g. realtime_tts.")
+
+
+class ProfileUpdate(BaseModel):
+    """Fields of the profile the account may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhookUrl: str | None = Field(
+        description="An https URL on a public host, or null to remove it.", max_length=2048
+    )
+
+
+def _profile(services: ServicesDep, account: Account) -> Profile:
+    return Profile(
+        user_id=account.id,
+        tier=account.tier,
+        credits=account.credits,
+        api_quota_remaining=services.billing.quota_remaining(account),
+        webhookUrl=account.webhook_url,
+        features={name: bool(on) for name, on in account.features.items()},
+    )
+
+
+@router.get("/profile", response_model=Profile, responses=error_responses())
+async def get_profile(principal: CurrentAccount, services: ServicesDep) -> Profile:
+    """The calling account's tier, credit balance and remaining API quota."""
+    account = await services.accounts.get_account(principal.account_id)
+    return _profile(services, account)
+
+
+@router.post("/profile", response_model=Profile, responses=error_responses())
+async def update_profile(update: ProfileUpdate, principal: CurrentAccount, services: ServicesDep) -> Profile:
+    """Set or clear the account's webhook URL."""
+    url = update.webhookUrl
+    if url is not None and url.strip() == "":
+        url = None
+    if url is not None:
+        url = validate_webhook_url(url, services.settings.webhooks)
+    account = await services.accounts.set_webhook(principal.account_id, url)
+    return _profile(services, account)

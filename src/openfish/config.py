@@ -1,0 +1,114 @@
+"""Settings for one openfish deployment.
+
+Everything is read from the environment (prefix ``OPENFISH_``, ``__`` for nesting, e.g.
+``OPENFISH_DATABASE__URL``) or passed explicitly to :class:`Settings`. Nothing here is read at
+import time: :func:`openfish.app.create_app` receives a ``Settings`` instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TierSettings(BaseModel):
+    """Limits that apply to every account of one tier."""
+
+    requests_per_minute: int = Field(default=60, ge=1)
+    max_concurrent_requests: int = Field(default=4, ge=1)
+    monthly_quota: int | None = Field(
+        default=None,
+        ge=0,
+        description="Credits an account may spend through the API per calendar month (UTC); "
+        "None means no cap beyond the balance.",
+    )
+
+
+def _default_tiers() -> dict[str, TierSettings]:
+    return {
+        "free": TierSettings(requests_per_minute=30, max_concurrent_requests=2, monthly_quota=10_000),
+        "pro": TierSettings(requests_per_minute=300, max_concurrent_requests=8),
+        "enterprise": TierSettings(requests_per_minute=3000, max_concurrent_requests=64),
+    }
+
+
+class DatabaseSettings(BaseModel):
+    """Where accounts, the ledger and jobs live."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; defaults to SQLite in the data directory.",
+    )
+    echo: bool = False
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class HttpSettings(BaseModel):
+    """Limits on what the HTTP layer accepts."""
+
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    trust_client_request_id: bool = True
+
+
+class SurfaceSettings(BaseModel):
+    """Which API surfaces this server exposes; a disabled one is absent from the schema."""
+
+    profile: bool = True
+    usage: bool = True
+
+
+class BootstrapSettings(BaseModel):
+    """The first account, created on the first start of an empty database."""
+
+    enabled: bool = True
+    tier: str = "pro"
+    credits: int = Field(default=100_000, ge=0)
+    name: str = "owner"
+
+
+class WebhookSettings(BaseModel):
+    """Rules for the webhook URL an account may register."""
+
+    allow_http: bool = False
+    allow_private_targets: bool = False
+    max_url_length: int = Field(default=2048, ge=16)
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one openfish server."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENFISH_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "info"
+
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    surfaces: SurfaceSettings = SurfaceSettings()
+    bootstrap: BootstrapSettings = BootstrapSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_not_empty(cls, tiers: dict[str, TierSettings]) -> dict[str, TierSettings]:
+        if not tiers:
+            raise ValueError("at least one tier must be configured")
+        return tiers
+
+    @model_validator(mode="after")
+    def _bootstrap_tier_exists(self) -> Settings:
+        if self.bootstrap.tier not in self.tiers:
+            raise ValueError(f"bootstrap.tier {self.bootstrap.tier!r} is not a configured tier")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The configured database URL, or SQLite inside the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'openfish.db').resolve()}"

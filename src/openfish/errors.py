@@ -1,0 +1,176 @@
+"""One exception tree for every failure a client can see, and the two envelopes it is sent in.
+
+Each class carries its HTTP status and wire ``code``; handlers never look at message text.
+v1 paths answer ``{"code", "message", "requestId"}``; legacy paths ``{"error", "details", "code"}``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+
+class OpenfishError(Exception):
+    """Base of every error that is shown to a client."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "An internal error occurred."
+    #: Legacy paths answer some errors with another status (insufficient credits → 429).
+    legacy_status: ClassVar[int | None] = None
+
+    def __init__(self, message: str | None = None, *, details: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error needs (e.g. ``Retry-After``)."""
+        return {}
+
+
+class InvalidRequest(OpenfishError):
+    status = 400
+    code = "invalid_request"
+    default_message = "The request payload is invalid."
+
+
+class Unauthorized(OpenfishError):
+    status = 401
+    code = "unauthorized"
+    default_message = "A valid API token is required."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class InsufficientCredits(OpenfishError):
+    status = 402
+    legacy_status = 429
+    code = "insufficient_credits"
+    default_message = "The account does not have enough credits for this request."
+
+
+class QuotaExceeded(InsufficientCredits):
+    code = "quota_exceeded"
+    default_message = "The account's monthly API quota does not cover this request."
+
+
+class Forbidden(OpenfishError):
+    status = 403
+    code = "forbidden"
+    default_message = "Access to this resource is forbidden."
+
+
+class NotFound(OpenfishError):
+    status = 404
+    code = "not_found"
+    default_message = "The requested resource was not found."
+
+
+class MethodNotAllowed(OpenfishError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "The method is not allowed for this path."
+
+    def __init__(self, message: str | None = None, *, allowed: str | None = None) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed} if self.allowed else {}
+
+
+class Conflict(OpenfishError):
+    status = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state of the resource."
+
+
+class PayloadTooLarge(OpenfishError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
+class UnsupportedMediaType(OpenfishError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "The request body's content type is not supported here."
+
+
+class Unprocessable(OpenfishError):
+    status = 422
+    code = "unprocessable"
+    default_message = "The request is well-formed but cannot be processed."
+
+
+class _RetryableError(OpenfishError):
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(_RetryableError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests; retry later."
+
+
+class InternalError(OpenfishError):
+    """An unexpected failure; the message never carries internals."""
+
+
+class EngineUnavailable(_RetryableError):
+    status = 503
+    code = "engine_unavailable"
+    default_message = "The engine for this request is not available right now."
+
+
+#: Status codes Starlette raises itself (routing, body parsing) mapped onto the tree.
+ERRORS_BY_STATUS: dict[int, type[OpenfishError]] = {
+    cls.status: cls
+    for cls in (
+        InvalidRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Unprocessable,
+        InternalError,
+    )
+}
+
+
+class ErrorBody(BaseModel):
+    """The v1 error envelope."""
+
+    code: str = Field(examples=["invalid_request"])
+    message: str = Field(examples=["The request payload is invalid."])
+    requestId: str = Field(examples=["req_0123456789abcdef0123456789abcdef"])
+
+
+class LegacyErrorBody(BaseModel):
+    """The legacy error envelope."""
+
+    error: str
+    details: str | None = None
+    code: str | None = None
+
+
+def v1_body(error: OpenfishError, request_id: str) -> dict[str, str]:
+    """The v1 envelope for ``error``."""
+    return ErrorBody(code=error.code, message=error.message, requestId=request_id).model_dump()
+
+
+def legacy_body(error: OpenfishError, request_id: str) -> dict[str, str | None]:
+    """The legacy envelope for ``error``; the request id travels in ``details`` when nothing else does."""
+    details = error.details or f"requestId={request_id}"
+    return LegacyErrorBody(error=error.message, details=details, code=error.code).model_dump()

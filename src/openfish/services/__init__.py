@@ -1,0 +1,1 @@
+"""Business rules, free of HTTP: accounts, tokens, billing, usage, limits."""

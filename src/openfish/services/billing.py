@@ -1,0 +1,252 @@
+"""The credit ledger: charges, holds, captures, releases and top-ups.
+
+Every movement is one transaction that (1) moves the balance with a conditional ``UPDATE`` whose
+``WHERE`` re-checks the balance and monthly quota, so no interleaving can take the balance below
+zero, and (2) appends a ledger row whose ``(kind, reference)`` is unique, so a retried operation
+finds the first one and changes nothing. The ledger of an account always sums to its balance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openfish.config import Settings
+from openfish.errors import InsufficientCredits, InvalidRequest, NotFound, QuotaExceeded
+from openfish.services.ids import new_id
+from openfish.store.database import Database
+from openfish.store.models import Account, CreditHold, LedgerEntry, utcnow
+
+HOLD_HELD = "held"
+HOLD_CAPTURED = "captured"
+HOLD_RELEASED = "released"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """What a charge or hold did, for the response headers and fields."""
+
+    reference: str
+    credits_used: int
+    balance: int
+    quota_remaining: int
+
+
+@dataclass(frozen=True)
+class HoldState:
+    """A hold as it stands after an operation on it."""
+
+    reference: str
+    account_id: str
+    amount: int
+    status: str
+
+
+def quota_period(moment: datetime) -> str:
+    """The calendar month (UTC) a quota counts, as ``YYYY-MM``."""
+    return moment.strftime("%Y-%m")
+
+
+class BillingService:
+    """Moves credits; the only code that writes ``accounts.credits`` or the ledger."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+
+    def monthly_quota(self, account: Account) -> int | None:
+        """The account's monthly quota in credits, or None when only the balance limits it."""
+        if account.quota_override is not None:
+            return account.quota_override
+        tier = self._settings.tiers.get(account.tier)
+        return tier.monthly_quota if tier else None
+
+    def quota_remaining(self, account: Account) -> int:
+        """Credits the account may still spend this month: quota left, capped by the balance."""
+        quota = self.monthly_quota(account)
+        if quota is None:
+            return account.credits
+        used = account.quota_used if account.quota_period == quota_period(self._clock()) else 0
+        return max(0, min(quota - used, account.credits))
+
+    async def charge(
+        self, account_id: str, amount: int, *, reference: str, surface: str, units: int = 0
+    ) -> ChargeResult:
+        """Take ``amount`` credits for work that already succeeded; a repeat is a no-op."""
+        return await self._debit("charge", account_id, amount, reference, surface, units)
+
+    async def hold(
+        self, account_id: str, amount: int, *, reference: str, surface: str, units: int = 0
+    ) -> ChargeResult:
+        """Set ``amount`` credits aside for async work; a repeat returns the first hold."""
+        return await self._debit("hold", account_id, amount, reference, surface, units)
+
+    async def capture(self, reference: str, amount: int | None = None) -> HoldState:
+        """Turn a hold into a charge of ``amount`` (default: all of it), refunding the rest.
+
+        Capturing or releasing a hold that is already settled changes nothing.
+        """
+        async with self._db.transaction() as session:
+            hold = await self._settle(session, reference, HOLD_CAPTURED)
+            if hold is None:
+                return await self._hold_state(session, reference)
+            final = hold.amount if amount is None else max(0, min(amount, hold.amount))
+            refund = hold.amount - final
+            await self._give_back(session, hold, refund)
+            self._append(
+                session, hold.account_id, "capture", reference, refund, final, hold.surface, hold.units
+            )
+            return HoldState(reference, hold.account_id, hold.amount, HOLD_CAPTURED)
+
+    async def release(self, reference: str) -> HoldState:
+        """Return a held amount in full; a repeat, or a release after capture, changes nothing."""
+        async with self._db.transaction() as session:
+            hold = await self._settle(session, reference, HOLD_RELEASED)
+            if hold is None:
+                return await self._hold_state(session, reference)
+            await self._give_back(session, hold, hold.amount)
+            self._append(session, hold.account_id, "release", reference, hold.amount, 0, hold.surface, 0)
+            return HoldState(reference, hold.account_id, hold.amount, HOLD_RELEASED)
+
+    async def top_up(
+        self, account_id: str, amount: int, *, reference: str | None = None, memo: str | None = None
+    ) -> int:
+        """Add credits; returns the new balance. A repeated ``reference`` adds nothing."""
+        if amount <= 0:
+            raise InvalidRequest("amount must be a positive number of credits")
+        reference = reference or new_id("topup")
+        async with self._db.transaction() as session:
+            if await self._entry_exists(session, "topup", reference):
+                return await self._balance(session, account_id)
+            result = await session.execute(
+                update(Account).where(Account.id == account_id).values(credits=Account.credits + amount)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(f"account {account_id} does not exist")
+            self._append(session, account_id, "topup", reference, amount, 0, None, 0, memo=memo)
+            return await self._balance(session, account_id)
+
+    async def _debit(
+        self, kind: str, account_id: str, amount: int, reference: str, surface: str, units: int
+    ) -> ChargeResult:
+        if amount < 0:
+            raise InvalidRequest("a charge cannot be negative")
+        period = quota_period(self._clock())
+        async with self._db.transaction() as session:
+            account = await session.get(Account, account_id)
+            if account is None:
+                raise NotFound(f"account {account_id} does not exist")
+            if await self._entry_exists(session, kind, reference):
+                await session.refresh(account)
+                return ChargeResult(reference, amount, account.credits, self.quota_remaining(account))
+            quota = self.monthly_quota(account)
+            used_now: ColumnElement[int] = case((Account.quota_period == period, Account.quota_used), else_=0)
+            guard = [Account.id == account_id, Account.credits >= amount]
+            if quota is not None:
+                guard.append(used_now + amount <= quota)
+            result = await session.execute(
+                update(Account)
+                .where(*guard)
+                .values(credits=Account.credits - amount, quota_used=used_now + amount, quota_period=period)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                if account.credits < amount:
+                    raise InsufficientCredits(
+                        f"this request needs {amount} credits; the balance is {account.credits}"
+                    )
+                raise QuotaExceeded(f"this request needs {amount} credits; the monthly quota is {quota}")
+            if kind == "hold":
+                session.add(
+                    CreditHold(
+                        reference=reference,
+                        account_id=account_id,
+                        amount=amount,
+                        surface=surface,
+                        units=units,
+                        status=HOLD_HELD,
+                        quota_period=period,
+                    )
+                )
+            used = amount if kind == "charge" else 0
+            self._append(session, account_id, kind, reference, -amount, used, surface, units)
+            await session.flush()
+            await session.refresh(account)
+            return ChargeResult(reference, amount, account.credits, self.quota_remaining(account))
+
+    async def _settle(self, session: AsyncSession, reference: str, status: str) -> CreditHold | None:
+        result = await session.execute(
+            update(CreditHold)
+            .where(CreditHold.reference == reference, CreditHold.status == HOLD_HELD)
+            .values(status=status, settled_at=self._clock())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            return None
+        return await session.get(CreditHold, reference, populate_existing=True)
+
+    async def _give_back(self, session: AsyncSession, hold: CreditHold, amount: int) -> None:
+        if amount == 0:
+            return
+        quota_used = case(
+            (Account.quota_period == hold.quota_period, Account.quota_used - amount),
+            else_=Account.quota_used,
+        )
+        await session.execute(
+            update(Account)
+            .where(Account.id == hold.account_id)
+            .values(credits=Account.credits + amount, quota_used=quota_used)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _hold_state(self, session: AsyncSession, reference: str) -> HoldState:
+        hold = await session.get(CreditHold, reference)
+        if hold is None:
+            raise NotFound(f"no credit hold {reference}")
+        return HoldState(reference, hold.account_id, hold.amount, hold.status)
+
+    async def _entry_exists(self, session: AsyncSession, kind: str, reference: str) -> bool:
+        found = await session.scalar(
+            select(LedgerEntry.id).where(LedgerEntry.kind == kind, LedgerEntry.reference == reference)
+        )
+        return found is not None
+
+    async def _balance(self, session: AsyncSession, account_id: str) -> int:
+        balance = await session.scalar(select(Account.credits).where(Account.id == account_id))
+        if balance is None:
+            raise NotFound(f"account {account_id} does not exist")
+        return balance
+
+    def _append(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        kind: str,
+        reference: str,
+        amount: int,
+        credits_used: int,
+        surface: str | None,
+        units: int,
+        *,
+        memo: str | None = None,
+    ) -> None:
+        now = self._clock()
+        session.add(
+            LedgerEntry(
+                account_id=account_id,
+                kind=kind,
+                reference=reference,
+                amount=amount,
+                credits_used=credits_used,
+                surface=surface,
+                units=units,
+                day=now.strftime("%Y-%m-%d"),
+                memo=memo,
+                created_at=now,
+            )
+        )

@@ -1,0 +1,1 @@
+"""Storage: the relational database (accounts, tokens, ledger) and, later, blobs."""

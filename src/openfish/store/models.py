@@ -1,0 +1,130 @@
+"""ORM tables. Kept to types and constraints that SQLite and PostgreSQL both honour."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware UTC (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class Account(Base):
+    """A customer: its tier, balance, quota state, feature flags and webhook."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(40))
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Per-account override of the tier's monthly quota (credits); NULL means the tier's value.
+    quota_override: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: Calendar month ("YYYY-MM", UTC) that ``quota_used`` counts.
+    quota_period: Mapped[str] = mapped_column(String(7), default="")
+    quota_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token; only a hash of its secret part is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LedgerEntry(Base):
+    """One append-only movement of credits. ``amount`` is the change to the balance.
+
+    ``(kind, reference)`` is unique: the same charge, hold, capture or release can never be
+    written twice, whoever retries it.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("kind", "reference", name="uq_ledger_kind_reference"),
+        Index("ix_ledger_account_day", "account_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    #: Credits this entry counts as used (charges and captures); 0 for the others.
+    credits_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    surface: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    #: Billable units of the surface (characters, seconds, ...), for usage reports.
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: UTC day ("YYYY-MM-DD") so usage groups by day with portable SQL.
+    day: Mapped[str] = mapped_column(String(10))
+    memo: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CreditHold(Base):
+    """Credits set aside for an async job until it is captured or released (once)."""
+
+    __tablename__ = "credit_holds"
+
+    reference: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    surface: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: "held", "captured" or "released".
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    quota_period: Mapped[str] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
