@@ -70,7 +70,6 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
-        max_body_size=settings.http.max_body_bytes,
     )
     app.state.services = services
     install_error_handlers(app)

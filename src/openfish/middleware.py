@@ -1,11 +1,13 @@
-"""ASGI middleware: request ids on every response, and refusing oversized bodies unread."""
+"""ASGI middleware: request ids on every response, and body size limits."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,14 +27,42 @@ def request_id_of(scope: Scope) -> str:
     return value if isinstance(value, str) else new_id("req")
 
 
-class RequestContextMiddleware:
-    """Gives each request an id (a sane client ``X-Request-Id`` is kept), echoes it on the
-    response, and answers 413 before reading a body whose declared length is over the limit."""
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` when a streamed body passes its limit.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, trust_client_id: bool = True) -> None:
+    An ``HTTPException`` so that FastAPI's body parsing re-raises it instead of calling it a parse
+    error; the handlers turn it into the 413 envelope.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (a sane client ``X-Request-Id`` is kept) and echoes it on the
+    response; enforces the body size limit of the path, before reading when the length is
+    declared and while reading when it is not."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_limits: Mapping[str, int] | None = None,
+        trust_client_id: bool = True,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Longest prefix first, so the most specific limit wins.
+        self.body_limits = sorted((body_limits or {}).items(), key=lambda item: -len(item[0]))
         self.trust_client_id = trust_client_id
+
+    def limit_for(self, path: str) -> int:
+        """The body size limit for ``path``."""
+        for prefix, limit in self.body_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -40,9 +70,8 @@ class RequestContextMiddleware:
             return
         headers = Headers(scope=scope)
         client_id = headers.get("x-request-id", "")
-        request_id = (
-            client_id if self.trust_client_id and _SANE_REQUEST_ID.match(client_id) else new_id("req")
-        )
+        trusted = self.trust_client_id and _SANE_REQUEST_ID.match(client_id)
+        request_id = client_id if trusted else new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
         context_token = REQUEST_ID.set(request_id)
 
@@ -52,22 +81,42 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if scope["type"] == "http":
-                refusal = self._refuse_declared_body(scope, headers, request_id)
-                if refusal is not None:
-                    await refusal(scope, receive, send_with_id)
-                    return
-            await self.app(scope, receive, send_with_id)
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send_with_id)
+                return
+            limit = self.limit_for(scope["path"])
+            refusal = self._refuse_declared_body(scope, headers, request_id, limit)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+                return
+            await self.app(scope, _limited(receive, limit), send_with_id)
         finally:
             REQUEST_ID.reset(context_token)
 
-    def _refuse_declared_body(self, scope: Scope, headers: Headers, request_id: str) -> Response | None:
+    def _refuse_declared_body(
+        self, scope: Scope, headers: Headers, request_id: str, limit: int
+    ) -> Response | None:
         declared = headers.get("content-length")
         if declared is None:
             return None
         if not declared.isdigit():
             return error_response(InvalidRequest("Content-Length is not a number"), scope["path"], request_id)
-        if int(declared) > self.max_body_bytes:
-            error = PayloadTooLarge(f"The request body is larger than {self.max_body_bytes} bytes.")
+        if int(declared) > limit:
+            error = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
             return error_response(error, scope["path"], request_id)
         return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def receive_with_limit() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_with_limit

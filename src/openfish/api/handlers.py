@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from openfish.api.envelopes import error_response
 from openfish.errors import (
@@ -23,6 +24,7 @@ from openfish.errors import (
 from openfish.middleware import request_id_of
 
 logger = logging.getLogger("openfish.errors")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -51,7 +53,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) and exc.detail != generic else None
     error: OpenfishError
     if error_class is MethodNotAllowed:
-        error = MethodNotAllowed(message, allowed=(exc.headers or {}).get("Allow"))
+        error = MethodNotAllowed(message, allowed=_allowed_methods(request))
     else:
         error = error_class(message)
     return _respond(request, error)
@@ -72,6 +74,16 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
         exc_info=exc,
     )
     return _respond(request, InternalError(f"An internal error occurred (requestId {request_id})."))
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette's own Allow header names only the first route on the path; probe every method.
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:

@@ -1,0 +1,132 @@
+"""The ledger never lets a balance go negative and never moves money twice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from openfish.errors import InsufficientCredits, NotFound, QuotaExceeded
+from openfish.services.billing import HOLD_CAPTURED, HOLD_RELEASED
+from openfish.store.models import LedgerEntry
+from tests.conftest import Harness
+
+
+async def ledger_sum(harness: Harness, account_id: str) -> int:
+    async with harness.services.db.session() as session:
+        total = await session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.account_id == account_id)
+        )
+    return int(total or 0)
+
+
+async def balance(harness: Harness, account_id: str) -> int:
+    return (await harness.services.accounts.get_account(account_id)).credits
+
+
+async def test_concurrent_charges_take_exactly_what_the_balance_allows(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=23)
+    billing = harness.services.billing
+
+    async def one(i: int) -> bool:
+        try:
+            await billing.charge(caller.account_id, 2, reference=f"req-{i}", surface="tts", units=10)
+        except InsufficientCredits:
+            return False
+        return True
+
+    outcomes = await asyncio.gather(*(one(i) for i in range(60)))
+
+    assert sum(outcomes) == 11  # 23 // 2
+    assert await balance(harness, caller.account_id) == 1
+    assert await ledger_sum(harness, caller.account_id) == 1
+
+
+async def test_a_repeated_charge_is_not_taken_twice(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=100)
+    billing = harness.services.billing
+    first = await billing.charge(caller.account_id, 30, reference="req-same", surface="tts")
+    again = await billing.charge(caller.account_id, 30, reference="req-same", surface="tts")
+    assert first.balance == again.balance == 70
+    assert await balance(harness, caller.account_id) == 70
+
+
+async def test_failed_charge_changes_nothing(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=5)
+    with pytest.raises(InsufficientCredits):
+        await harness.services.billing.charge(caller.account_id, 6, reference="too-big", surface="tts")
+    assert await balance(harness, caller.account_id) == 5
+    assert await ledger_sum(harness, caller.account_id) == 5
+
+
+async def test_hold_then_capture_keeps_only_the_final_amount(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=100)
+    billing = harness.services.billing
+    await billing.hold(caller.account_id, 40, reference="job-1", surface="tts", units=400)
+    assert await balance(harness, caller.account_id) == 60
+    state = await billing.capture("job-1", 25)
+    assert state.status == HOLD_CAPTURED
+    assert await balance(harness, caller.account_id) == 75
+    # Neither a second capture nor a late release moves anything.
+    await billing.capture("job-1", 25)
+    assert (await billing.release("job-1")).status == HOLD_CAPTURED
+    assert await balance(harness, caller.account_id) == 75
+    assert await ledger_sum(harness, caller.account_id) == 75
+
+
+async def test_release_returns_everything_once(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=50)
+    billing = harness.services.billing
+    await billing.hold(caller.account_id, 50, reference="job-2", surface="tts")
+    with pytest.raises(InsufficientCredits):
+        await billing.charge(caller.account_id, 1, reference="req-x", surface="tts")
+    results = await asyncio.gather(*(billing.release("job-2") for _ in range(10)))
+    assert {r.status for r in results} == {HOLD_RELEASED}
+    assert await balance(harness, caller.account_id) == 50
+    assert await ledger_sum(harness, caller.account_id) == 50
+
+
+async def test_concurrent_capture_and_release_settle_once(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=10)
+    billing = harness.services.billing
+    await billing.hold(caller.account_id, 10, reference="job-3", surface="tts")
+    results = await asyncio.gather(
+        billing.capture("job-3"), billing.release("job-3"), billing.capture("job-3")
+    )
+    final = {r.status for r in results}
+    assert len(final) == 1
+    expected = 0 if final == {HOLD_CAPTURED} else 10
+    assert await balance(harness, caller.account_id) == expected
+    assert await ledger_sum(harness, caller.account_id) == expected
+
+
+async def test_settling_an_unknown_hold_is_not_found(harness: Harness) -> None:
+    with pytest.raises(NotFound):
+        await harness.services.billing.capture("no-such-job")
+
+
+async def test_monthly_quota_caps_spending_below_the_balance(harness_factory: object) -> None:
+    harness: Harness = await harness_factory(  # type: ignore[operator]
+        tiers={"pro": {"monthly_quota": 10}, "free": {"monthly_quota": 10}}
+    )
+    caller = await harness.new_caller(tier="free", credits=100)
+    billing = harness.services.billing
+    result = await billing.charge(caller.account_id, 7, reference="q-1", surface="tts")
+    assert result.quota_remaining == 3
+    with pytest.raises(QuotaExceeded):
+        await billing.charge(caller.account_id, 4, reference="q-2", surface="tts")
+    await billing.hold(caller.account_id, 3, reference="q-job", surface="tts")
+    await billing.release("q-job")
+    account = await harness.services.accounts.get_account(caller.account_id)
+    assert billing.quota_remaining(account) == 3
+    assert account.credits == 93
+
+
+async def test_top_up_with_the_same_reference_adds_once(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=0)
+    billing = harness.services.billing
+    assert await billing.top_up(caller.account_id, 10, reference="invoice-7") == 10
+    assert await billing.top_up(caller.account_id, 10, reference="invoice-7") == 10
+    with pytest.raises(NotFound):
+        await billing.top_up("user_nobody", 10)

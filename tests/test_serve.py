@@ -1,0 +1,82 @@
+"""`openfish serve` as a user starts it: first start prints a working token, later starts do not."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+TOKEN_RE = re.compile(r"^(ofk_tok_\S+)$", re.MULTILINE)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OPENFISH_DATA_DIR": str(data_dir), "OPENFISH_PORT": str(port), "COLUMNS": "200"}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "openfish", "serve"], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"server did not become ready:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=15)
+
+
+def test_first_start_creates_an_account_and_prints_its_token_once(tmp_path: Path) -> None:
+    port = free_port()
+    first_log = tmp_path / "first.log"
+    server = start_server(tmp_path / "data", port, first_log)
+    try:
+        wait_ready(port, server, first_log)
+        token = TOKEN_RE.search(first_log.read_text())
+        assert token is not None, first_log.read_text()
+        base = f"http://127.0.0.1:{port}/api/open/v1"
+        profile = httpx.get(f"{base}/profile", headers={"Authorization": f"Bearer {token.group(1)}"})
+        assert profile.status_code == 200
+        assert profile.json()["credits"] == 100_000
+        assert profile.headers["X-Request-Id"].startswith("req_")
+        refused = httpx.get(f"{base}/profile", headers={"Authorization": "Bearer nope"})
+        assert refused.status_code == 401
+    finally:
+        stop(server)
+    assert (tmp_path / "data" / "openfish.db").exists()
+
+    second_log = tmp_path / "second.log"
+    server = start_server(tmp_path / "data", port, second_log)
+    try:
+        wait_ready(port, server, second_log)
+        assert TOKEN_RE.search(second_log.read_text()) is None
+        again = httpx.get(
+            f"http://127.0.0.1:{port}/api/open/v1/profile",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+        )
+        assert again.status_code == 200
+    finally:
+        stop(server)
