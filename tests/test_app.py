@@ -54,3 +54,11 @@ async def test_readiness_fails_while_a_probe_fails(harness: Harness) -> None:
         "status": "unavailable",
         "checks": {"database": "ok", "engine:test": "failed: ConnectionError"},
     }
+
+
+async def test_schema_promises_400_not_fastapis_422(harness: Harness) -> None:
+    document = (await harness.client.get("/api/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, path)
+    assert "HTTPValidationError" not in document["components"]["schemas"]

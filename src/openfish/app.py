@@ -11,6 +11,7 @@ from openfish import __version__
 from openfish.api import health, profile, usage
 from openfish.api.deps import Services
 from openfish.api.handlers import install_error_handlers
+from openfish.api.schema import install_openapi
 from openfish.config import Settings
 from openfish.middleware import RequestContextMiddleware
 from openfish.services.accounts import AccountService
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.http.max_body_bytes,

@@ -15,6 +15,7 @@ from openfish.api.deps import Services
 from openfish.app import build_services, create_app
 from openfish.config import Settings
 from openfish.errors import OpenfishError
+from openfish.logs import configure_logging
 from openfish.services.accounts import IssuedToken
 
 T = TypeVar("T")
@@ -81,6 +82,7 @@ def serve(
             f"{account.credits} credits)."
         )
         _show_token(issued, "Your API token")
+    configure_logging(settings.log_level)
     console.print(f"openfish listening on http://{settings.host}:{settings.port}")
     uvicorn.run(
         create_app(settings),
@@ -88,6 +90,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        access_log=False,  # openfish.access logs each request with its request id instead
     )
 
 

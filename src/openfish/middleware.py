@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 
@@ -15,6 +17,7 @@ from openfish.api.envelopes import error_response
 from openfish.errors import InvalidRequest, PayloadTooLarge
 from openfish.services.ids import new_id
 
+access_log = logging.getLogger("openfish.access")
 #: The id of the request being served, for log records.
 REQUEST_ID: ContextVar[str] = ContextVar("openfish_request_id", default="-")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -75,8 +78,13 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         context_token = REQUEST_ID.set(request_id)
 
+        started = time.perf_counter()
+        status = 0
+
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 MutableHeaders(scope=message)["X-Request-Id"] = request_id
             await send(message)
 
@@ -91,6 +99,13 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, _limited(receive, limit), send_with_id)
         finally:
+            access_log.info(
+                "%s %s %s %.1fms",
+                scope.get("method", "WS"),
+                scope["path"],
+                status or "-",
+                (time.perf_counter() - started) * 1000,
+            )
             REQUEST_ID.reset(context_token)
 
     def _refuse_declared_body(

@@ -58,6 +58,8 @@ async def test_webhook_url_is_stored_and_cleared(harness: Harness, caller: Calle
         "not a url",
         "https://",
         "https://example.com:99999/x",
+        "https://example.com/\u0000",
+        "https://exa mple.com/x",
     ],
 )
 async def test_bad_webhook_urls_are_refused_and_change_nothing(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import re
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
@@ -17,6 +18,17 @@ router = APIRouter(prefix="/api/open/v1", tags=["usage"])
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    # Lax pydantic would read "0" as a Unix timestamp; the wire format is a calendar day only.
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("must be a day in YYYY-MM-DD form")
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 
 
 class UsageItem(BaseModel):
@@ -53,13 +65,13 @@ async def get_usage(
     principal: CurrentAccount,
     services: ServicesDep,
     start: Annotated[
-        date | None, Query(alias="from", description="First UTC day (default: 29 days before `to`).")
+        IsoDay | None, Query(alias="from", description="First UTC day (default: 29 days before `to`).")
     ] = None,
-    end: Annotated[date | None, Query(alias="to", description="Last UTC day (default: today).")] = None,
+    end: Annotated[IsoDay | None, Query(alias="to", description="Last UTC day (default: today).")] = None,
 ) -> UsageReport:
     """Credits and units used per surface and day, as recorded in the ledger."""
     last = end or utcnow().date()
-    first = start or last - timedelta(days=DEFAULT_DAYS - 1)
+    first = start or date.fromordinal(max(1, last.toordinal() - (DEFAULT_DAYS - 1)))
     if first > last:
         raise InvalidRequest("from: must not be after `to`")
     if (last - first).days + 1 > MAX_DAYS:

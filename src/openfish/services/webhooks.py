@@ -21,6 +21,8 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
 def validate_webhook_url(url: str, rules: WebhookSettings) -> str:
     """The URL, normalised, or InvalidRequest saying what is wrong with it."""
     url = url.strip()
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        raise InvalidRequest("webhookUrl must not contain spaces or control characters")
     if len(url) > rules.max_url_length:
         raise InvalidRequest(f"webhookUrl is longer than {rules.max_url_length} characters")
     try:
