@@ -54,9 +54,6 @@ class Harness:
         return Caller(account.id, issued.plaintext, issued.token_id)
 
 
-HarnessFactory = Callable[..., Any]
-
-
 @pytest.fixture
 async def harness_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Builds harnesses with custom settings; each runs the app's lifespan."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from openfish.store.database import Database
@@ -31,7 +32,8 @@ async def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'openfish.db'}")
     try:
         await db.migrate()
-        try:
+
+        async def insert_then_fail() -> None:
             async with db.transaction() as session:
                 await session.execute(
                     text(
@@ -41,8 +43,9 @@ async def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
                     )
                 )
                 raise RuntimeError("abort")
-        except RuntimeError:
-            pass
+
+        with pytest.raises(RuntimeError, match="abort"):
+            await insert_then_fail()
         async with db.session() as session:
             assert await session.scalar(text("SELECT count(*) FROM accounts")) == 0
     finally:
