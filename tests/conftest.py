@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from openfish.api.deps import Services
 from openfish.app import create_app
 from openfish.config import Settings
+from openfish.engines.registry import EngineRegistry, build_engines
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -54,13 +55,21 @@ class Harness:
         return Caller(account.id, issued.plaintext, issued.token_id)
 
 
+@pytest.fixture(scope="session")
+def engines() -> EngineRegistry:
+    """The real engines, loaded once for the whole test session and shared by every app."""
+    registry = build_engines(Settings())
+    registry.load_all()
+    return registry
+
+
 @pytest.fixture
-async def harness_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+async def harness_factory(tmp_path: Path, engines: EngineRegistry) -> AsyncIterator[Callable[..., Any]]:
     """Builds harnesses with custom settings; each runs the app's lifespan."""
     stack: list[tuple[FastAPI, httpx.AsyncClient, Any]] = []
 
     async def build(**overrides: Any) -> Harness:
-        app = create_app(make_settings(tmp_path / f"h{len(stack)}", **overrides))
+        app = create_app(make_settings(tmp_path / f"h{len(stack)}", **overrides), engines)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")

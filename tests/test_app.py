@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 from openapi_spec_validator import validate
 
+from openfish.app import create_app
+from openfish.config import Settings
+from openfish.engines.registry import build_engines
 from tests.api.test_handlers import assert_v1_error
-from tests.conftest import Caller, Harness
+from tests.conftest import Caller, Harness, make_settings
 
 
 async def test_openapi_document_is_valid_and_lists_the_enabled_surfaces(harness: Harness) -> None:
@@ -40,20 +45,30 @@ async def test_health_and_readiness_need_no_token(harness: Harness) -> None:
     assert (await harness.client.get("/healthz")).json() == {"status": "ok", "checks": {}}
     ready = await harness.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "engines": "ok"}
 
 
-async def test_readiness_fails_while_a_probe_fails(harness: Harness) -> None:
-    async def engine_not_loaded() -> None:
-        raise ConnectionError("weights still loading")
-
-    harness.services.readiness.add("engine:test", engine_not_loaded)
-    ready = await harness.client.get("/readyz")
-    assert ready.status_code == 503
-    assert ready.json() == {
-        "status": "unavailable",
-        "checks": {"database": "ok", "engine:test": "failed: ConnectionError"},
-    }
+async def test_lazy_engines_load_on_first_use(tmp_path: Path) -> None:
+    engines = build_engines(Settings())
+    app = create_app(make_settings(tmp_path, tts={"preload": False}), engines)
+    async with app.router.lifespan_context(app):
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        ready = await client.get("/readyz")
+        assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
+        piper = engines.speech("piper")
+        assert piper is not None
+        assert not piper.loaded
+        services = app.state.services
+        account = await services.accounts.create_account("t", "pro", 100)
+        token = await services.accounts.create_token(account.id)
+        spoken = await client.post(
+            "/api/open/v1/speech/tts",
+            headers={"Authorization": f"Bearer {token.plaintext}"},
+            json={"text": "Hi.", "format": "wav"},
+        )
+        assert spoken.status_code == 200
+        assert piper.loaded
+        await client.aclose()
 
 
 async def test_schema_promises_400_not_fastapis_422(harness: Harness) -> None:

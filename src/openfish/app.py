@@ -8,28 +8,38 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from openfish import __version__
-from openfish.api import health, profile, usage
+from openfish.api import health, legacy, profile, tts, usage
 from openfish.api.deps import Services
 from openfish.api.handlers import install_error_handlers
 from openfish.api.schema import install_openapi
 from openfish.config import Settings
+from openfish.engines.registry import EngineRegistry, build_engines
 from openfish.middleware import RequestContextMiddleware
 from openfish.services.accounts import AccountService
 from openfish.services.billing import BillingService
 from openfish.services.limits import RequestLimiter
 from openfish.services.readiness import Readiness
+from openfish.services.speech import SpeechPlanner
+from openfish.services.synthesis import SynthesisService
 from openfish.services.usage import UsageService
+from openfish.services.workers import WorkerPool
 from openfish.store.database import Database
 
 
-def build_services(settings: Settings) -> Services:
-    """The service graph for one server (or one CLI invocation)."""
+def build_services(settings: Settings, engines: EngineRegistry | None = None) -> Services:
+    """The service graph for one server (or one CLI invocation).
+
+    ``engines`` lets several apps in one process (tests, benchmarks) share loaded models.
+    """
     db = Database(
         settings.database_url,
         echo=settings.database.echo,
         sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
     )
     billing = BillingService(db, settings)
+    engines = engines or build_engines(settings)
+    pool = WorkerPool(settings.tts.workers)
+    planner = SpeechPlanner(engines, settings)
     services = Services(
         settings=settings,
         db=db,
@@ -38,29 +48,49 @@ def build_services(settings: Settings) -> Services:
         usage=UsageService(db),
         limiter=RequestLimiter(),
         readiness=Readiness(),
+        engines=engines,
+        synthesis=SynthesisService(planner, billing, settings, pool),
+        pool=pool,
     )
     services.readiness.add("database", db.ping)
+    if settings.tts.preload:
+        # With lazy loading a model comes in on first use, so an unloaded engine is not "unready".
+        services.readiness.add("engines", lambda: _engines_loaded(engines))
     return services
+
+
+async def _engines_loaded(engines: EngineRegistry) -> None:
+    waiting = [engine.name for engine in engines.speech_engines() if not engine.loaded]
+    if waiting:
+        raise EngineNotLoaded(", ".join(waiting))
+
+
+class EngineNotLoaded(RuntimeError):
+    """Readiness: an engine's model is not in memory yet."""
 
 
 def _surface_routers(settings: Settings) -> list[APIRouter]:
     """Routers of the surfaces switched on in ``settings.surfaces``."""
-    available = {"profile": profile.router, "usage": usage.router}
+    available = {"profile": [profile.router], "usage": [usage.router], "tts": [tts.router, legacy.router]}
     enabled = settings.surfaces.model_dump()
-    return [router for name, router in available.items() if enabled.get(name, False)]
+    return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, engines: EngineRegistry | None = None) -> FastAPI:
     """A FastAPI app serving the surfaces enabled in ``settings``."""
-    services = build_services(settings)
+    services = build_services(settings, engines)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await services.db.migrate()
+        services.pool.start()
+        if settings.tts.preload and settings.surfaces.tts:
+            await services.pool.submit(services.engines.load_all)
         try:
             yield
         finally:
+            services.pool.stop()
             await services.db.dispose()
 
     app = FastAPI(
@@ -74,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, extra_models=[tts.TtsBody, legacy.LegacyTtsBody])
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.http.max_body_bytes,

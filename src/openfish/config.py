@@ -57,6 +57,38 @@ class SurfaceSettings(BaseModel):
 
     profile: bool = True
     usage: bool = True
+    tts: bool = True
+
+
+class VersionProfile(BaseModel):
+    """What one TTS ``version`` means: engine tuning and which options it honours."""
+
+    noise_scale: float | None = Field(default=None, ge=0, le=2)
+    noise_w: float | None = Field(default=None, ge=0, le=2)
+    emotion: bool = Field(default=False, description="Whether `emotion` may be set with this version.")
+
+
+def _default_versions() -> dict[str, VersionProfile]:
+    return {
+        "v1": VersionProfile(),
+        "v2": VersionProfile(noise_scale=0.6, noise_w=0.7),
+        "s1": VersionProfile(noise_scale=0.5, noise_w=0.6),
+        "v3-turbo": VersionProfile(emotion=True),
+        "v3-hd": VersionProfile(noise_scale=0.55, noise_w=0.7, emotion=True),
+    }
+
+
+class TtsSettings(BaseModel):
+    """Text to speech: engines, limits, pricing and the version table."""
+
+    preload: bool = Field(default=True, description="Load models at start (else on first use).")
+    workers: int = Field(default=2, ge=1, le=64, description="Threads that run synthesis.")
+    max_streams: int = Field(default=32, ge=1, description="Syntheses in progress before 503.")
+    max_text_chars: int = Field(default=10_000, ge=1)
+    credits_per_character: int = Field(default=1, ge=0)
+    default_voice: str = "en_US-joe-medium"
+    espeak: bool = Field(default=True, description="Serve other languages with espeak-ng if installed.")
+    versions: dict[str, VersionProfile] = Field(default_factory=_default_versions)
 
 
 class BootstrapSettings(BaseModel):
@@ -91,6 +123,7 @@ class Settings(BaseSettings):
     surfaces: SurfaceSettings = SurfaceSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    tts: TtsSettings = TtsSettings()
     tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
 
     @field_validator("tiers")

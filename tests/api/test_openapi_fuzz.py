@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import settings
 
 from openfish.app import create_app
+from openfish.engines.registry import EngineRegistry
 from openfish.services.accounts import AccountService
 from tests.conftest import make_settings
 
@@ -31,7 +33,19 @@ POSITIVE_DATA_UNDECIDABLE = {
     # `from` must not be after `to` and the span is at most 366 days, with defaults relative to
     # today: relations between two parameters (and the clock) that JSON Schema cannot express.
     "GET /api/open/v1/usage",
+    # Whether a TTS request can be served depends on the engines installed: the voice must exist,
+    # the language must have an engine, emotion needs a version that supports it, and the text must
+    # hold something speakable. None of that is in the schema's power to say.
+    "POST /api/open/v1/speech/tts",
+    "POST /api/open/tts",
 }
+
+
+@schemathesis.serializer("application/msgpack")
+def _msgpack(_context: schemathesis.SerializationContext, value: Any) -> bytes:
+    # TTS bodies may come as MessagePack; fuzz that decoder too.
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
 
 
 @dataclass(frozen=True)
@@ -52,14 +66,14 @@ async def _issue_token(app: FastAPI) -> str:
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> FuzzTarget:
+def fuzz_target(tmp_path_factory: pytest.TempPathFactory, engines: EngineRegistry) -> FuzzTarget:
     app_settings = make_settings(
         tmp_path_factory.mktemp("fuzz"),
         # Limits the run never reaches: a 429 would stand in for the response under test.
         tiers={"pro": {"requests_per_minute": 100_000, "max_concurrent_requests": 64}},
         bootstrap={"enabled": False},
     )
-    app = create_app(app_settings)
+    app = create_app(app_settings, engines)
     # This lifespan runs on its own short-lived loop and is closed again before fuzzing; the data
     # stays in the SQLite file. Schemathesis' ASGI client then starts the lifespan on its own loop
     # before the first request and its pytest plugin ends it when the test is torn down.

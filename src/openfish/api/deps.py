@@ -11,12 +11,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
+from openfish.engines.registry import EngineRegistry
 from openfish.errors import Unauthorized
 from openfish.services.accounts import AccountService, Principal
 from openfish.services.billing import BillingService
 from openfish.services.limits import RequestLimiter
 from openfish.services.readiness import Readiness
+from openfish.services.synthesis import SynthesisService
 from openfish.services.usage import UsageService
+from openfish.services.workers import WorkerPool
 from openfish.store.database import Database
 
 
@@ -31,6 +34,9 @@ class Services:
     usage: UsageService
     limiter: RequestLimiter
     readiness: Readiness
+    engines: EngineRegistry
+    synthesis: SynthesisService
+    pool: WorkerPool
 
 
 def _services(request: Request) -> Services:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, extra_models: Sequence[type[BaseModel]] = ()) -> None:
     """Serve a schema without FastAPI's automatic 422 answers.
 
     Validation failures answer 400 in our envelope (declared on each route), so the 422
     ``HTTPValidationError`` that FastAPI adds to every route with parameters would be a lie.
+    ``extra_models`` are bodies that routes parse themselves (JSON or MessagePack) and declare by
+    reference; their schemas are added to the components.
     """
 
     def openapi() -> dict[str, Any]:
@@ -24,6 +29,7 @@ def install_openapi(app: FastAPI) -> None:
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             _drop_automatic_validation_responses(document)
+            _add_models(document, extra_models)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -40,3 +46,14 @@ def _drop_automatic_validation_responses(document: dict[str, Any]) -> None:
     schemas = document.get("components", {}).get("schemas", {})
     for name in _FASTAPI_VALIDATION_SCHEMAS:
         schemas.pop(name, None)
+
+
+def _add_models(document: dict[str, Any], models: Sequence[type[BaseModel]]) -> None:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    referenced = json.dumps(document.get("paths", {}))
+    for model in models:
+        if f"#/components/schemas/{model.__name__}" not in referenced:
+            continue  # the surface that uses it is switched off
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema

@@ -1,0 +1,57 @@
+"""Reading request bodies sent as JSON or MessagePack into pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgpack
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from openfish.api.handlers import describe_validation_errors
+from openfish.errors import InvalidRequest, UnsupportedMediaType
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+JSON_TYPES = ("application/json",)
+MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` declaring ``model`` as the body in both JSON and MessagePack."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ref}, "application/msgpack": {"schema": ref}},
+        }
+    }
+
+
+async def read_model(request: Request, model: type[ModelT]) -> ModelT:
+    """The body as ``model``; 415 for other content types, 400 naming the field otherwise."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    try:
+        if media_type in JSON_TYPES:
+            return model.model_validate_json(raw)
+        if media_type in MSGPACK_TYPES:
+            return model.model_validate(_unpack(raw))
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise InvalidRequest(describe_validation_errors(errors)) from exc
+    raise UnsupportedMediaType(
+        "Send the body as application/json or application/msgpack"
+        + (f", not {media_type}." if media_type else ".")
+    )
+
+
+def _unpack(raw: bytes) -> Any:
+    try:
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except (msgpack.exceptions.UnpackException, ValueError, TypeError) as exc:
+        # Truncated or trailing data, reserved bytes, invalid UTF-8 in a string, non-string keys.
+        raise InvalidRequest(f"the request body is not valid MessagePack ({type(exc).__name__})") from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest("the request body must be a MessagePack map")
+    return value

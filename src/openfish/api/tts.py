@@ -1,0 +1,129 @@
+"""Text to speech, sync: ``POST /api/open/v1/speech/tts`` (audio streams back as it is made)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from starlette.background import BackgroundTask
+
+from openfish.api.bodies import body_schema, read_model
+from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.envelopes import error_responses
+from openfish.errors import InvalidRequest
+from openfish.middleware import request_id_of
+from openfish.services.speech import TtsRequest
+
+router = APIRouter(prefix="/api/open/v1", tags=["tts"])
+
+AudioFormat = Literal["mp3", "wav", "pcm", "opus"]
+Emotion = Literal["happy", "sad", "angry", "fearful", "disgusted", "surprised", "calm", "fluent", "auto"]
+Number = Annotated[float, Field(strict=True)]
+
+
+class TtsBody(BaseModel):
+    """A TTS request (JSON or MessagePack). The voice may be named by any one of three aliases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="What to say.")
+    voiceId: str | None = Field(default=None, max_length=200, description="A voice id (see /voices).")
+    reference_id: str | None = Field(default=None, max_length=200, description="Alias of voiceId.")
+    modelId: str | None = Field(default=None, max_length=200, description="Alias of voiceId.")
+    speed: Number = Field(default=1.0, ge=0.5, le=2.0)
+    volume: Number = Field(default=0.0, ge=-20, le=20, description="Gain in dB.")
+    version: str = Field(default="v1", max_length=20, examples=["v1", "v2", "s1", "v3-turbo", "v3-hd"])
+    format: AudioFormat = "mp3"
+    emotion: Emotion = "auto"
+    language: str = Field(default="auto", pattern=r"^(auto|[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?)$")
+    cache: StrictBool = False
+
+    @field_validator("text")
+    @classmethod
+    def _speakable(cls, text: str) -> str:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("must be valid Unicode (no lone surrogates)") from exc
+        # Control characters other than line breaks and tabs carry nothing to say.
+        return "".join(c if c >= " " or c in "\n\t" else " " for c in text)
+
+    @model_validator(mode="after")
+    def _one_voice(self) -> TtsBody:
+        named = {v for v in (self.voiceId, self.reference_id, self.modelId) if v}
+        if len(named) > 1:
+            raise ValueError("voiceId, reference_id and modelId name different voices")
+        return self
+
+    @property
+    def voice(self) -> str | None:
+        """The voice, whichever alias named it."""
+        return self.voiceId or self.reference_id or self.modelId
+
+    def to_request(self) -> TtsRequest:
+        """The service-level request."""
+        return TtsRequest(
+            text=self.text,
+            voice_id=self.voice,
+            speed=self.speed,
+            volume_db=self.volume,
+            version=self.version,
+            format=self.format,
+            emotion=self.emotion,
+            language=self.language,
+        )
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_USAGE_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in (
+        ("X-Characters-Used", "Characters billed."),
+        ("X-Credits-Used", "Credits billed."),
+        ("X-Quota-Remaining", "Credits the account may still spend this month."),
+    )
+}
+AUDIO_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The audio, streamed as it is synthesized (chunked). A stream that fails after "
+        "it started ends without its final chunk, which every HTTP client reports as an error.",
+        "headers": _USAGE_HEADERS,
+        "content": {"audio/mpeg": _BINARY, "audio/wav": _BINARY, "audio/pcm": _BINARY, "audio/ogg": _BINARY},
+    }
+}
+
+
+async def synthesize_response(
+    body: TtsBody, account_id: str, services: Any, request: Request
+) -> StreamingResponse:
+    """Admit, hold credits and stream the audio for ``body`` (shared by v1 and legacy paths)."""
+    if body.cache:
+        raise InvalidRequest("cache: storing audio (cache=true) is not available on this server yet")
+    reference = f"tts:{request_id_of(request.scope)}"
+    stream = await services.synthesis.start(account_id, body.to_request(), reference)
+    headers = {
+        "X-Characters-Used": str(stream.plan.characters),
+        "X-Credits-Used": str(stream.plan.credits),
+        "X-Quota-Remaining": str(stream.hold.quota_remaining),
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(
+        stream.body,
+        media_type=stream.content_type,
+        headers=headers,
+        background=BackgroundTask(services.synthesis.settle, reference),
+    )
+
+
+@router.post(
+    "/speech/tts",
+    response_class=StreamingResponse,
+    responses={**AUDIO_RESPONSE, **error_responses(402, 404, 415, 503)},
+    openapi_extra=body_schema(TtsBody),
+)
+async def speech_tts(request: Request, principal: CurrentAccount, services: ServicesDep) -> StreamingResponse:
+    """Synthesize speech; the audio streams back in the requested format."""
+    body = await read_model(request, TtsBody)
+    return await synthesize_response(body, principal.account_id, services, request)

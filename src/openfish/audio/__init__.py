@@ -1,0 +1,1 @@
+"""Audio encoding for streamed speech and decoding of uploaded audio."""

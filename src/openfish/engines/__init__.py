@@ -1,0 +1,1 @@
+"""Engines: speech synthesis (and later recognition, conversion, lip sync) behind small Protocols."""

@@ -1,0 +1,79 @@
+"""Capability Protocols every engine implements, and the values they exchange.
+
+Engines are synchronous and CPU-bound: the services call them from a bounded worker pool, never on
+the event loop. Audio is float32 mono in [-1, 1] at the engine's ``sample_rate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Audio = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """A voice an engine offers."""
+
+    id: str
+    name: str
+    language: str
+    engine: str
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """How to speak one piece of text.
+
+    ``speed`` is a tempo factor (2.0 = twice as fast). ``noise_scale`` / ``noise_w`` tune neural
+    engines' variability (None = the voice's default). Pitch, range and energy carry emotion.
+    """
+
+    voice: str
+    speed: float = 1.0
+    noise_scale: float | None = None
+    noise_w: float | None = None
+    pitch_semitones: float = 0.0
+    pitch_range: float = 1.0
+    energy_db: float = 0.0
+
+
+@runtime_checkable
+class SpeechEngine(Protocol):
+    """Text in, audio chunks out."""
+
+    @property
+    def name(self) -> str:
+        """The engine's registry name (e.g. ``piper``)."""
+        ...
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of every chunk this engine yields."""
+        ...
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        ...
+
+    def load(self) -> None:
+        """Load the model; idempotent. Called once, at start or on first use."""
+        ...
+
+    def voices(self) -> list[VoiceInfo]:
+        """Voices this engine can speak with."""
+        ...
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> Iterator[Audio]:
+        """Speak ``text``, yielding audio as it is produced (at least one chunk per sentence)."""
+        ...
+
+
+class EngineError(RuntimeError):
+    """An engine failed to produce audio for a reason other than the caller's input."""

@@ -1,0 +1,138 @@
+"""Turning a TTS request into a synthesis plan: voice, engine, options, pieces and price.
+
+Every refusal happens here, before any credits move or audio is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openfish.config import Settings
+from openfish.engines.base import SpeechEngine, SynthesisOptions, VoiceInfo
+from openfish.engines.espeak import EspeakEngine
+from openfish.engines.registry import EngineRegistry
+from openfish.errors import InvalidRequest, NotFound
+from openfish.services.language import detect_language
+from openfish.services.prosody import EMOTIONS, Prosody
+from openfish.services.text_split import split_for_streaming
+
+#: Wire language codes whose espeak-ng voice has another name.
+_ESPEAK_LANGUAGE = {"zh": "cmn", "zh-cn": "cmn", "zh-tw": "cmn", "yue": "yue"}
+
+
+@dataclass(frozen=True)
+class TtsRequest:
+    """The fields of a TTS call, already type-checked and range-checked by the API layer."""
+
+    text: str
+    voice_id: str | None = None
+    speed: float = 1.0
+    volume_db: float = 0.0
+    version: str = "v1"
+    format: str = "mp3"
+    emotion: str = "auto"
+    language: str = "auto"
+
+
+@dataclass(frozen=True)
+class SynthesisPlan:
+    """Everything needed to make the audio, decided before any work starts."""
+
+    engine: SpeechEngine
+    voice: VoiceInfo
+    options: SynthesisOptions
+    prosody: Prosody
+    pieces: list[str]
+    format: str
+    volume_db: float
+    characters: int
+    credits: int
+
+
+class SpeechPlanner:
+    """Validates TTS requests against the engines this server runs."""
+
+    def __init__(self, engines: EngineRegistry, settings: Settings) -> None:
+        self._engines = engines
+        self._settings = settings
+
+    def plan(self, request: TtsRequest) -> SynthesisPlan:
+        """A plan for ``request``, or the 4xx that says why it cannot be honoured."""
+        tts = self._settings.tts
+        text = request.text.strip()
+        if not text:
+            raise InvalidRequest("text: must contain something to say")
+        if len(text) > tts.max_text_chars:
+            raise InvalidRequest(f"text: at most {tts.max_text_chars} characters per request")
+        profile = tts.versions.get(request.version)
+        if profile is None:
+            raise InvalidRequest(f"version: must be one of {', '.join(tts.versions)}")
+        if request.emotion not in ("auto", *EMOTIONS):
+            raise InvalidRequest(f"emotion: must be one of auto, {', '.join(EMOTIONS)}")
+        if request.emotion != "auto" and not profile.emotion:
+            with_emotion = ", ".join(name for name, p in tts.versions.items() if p.emotion)
+            raise InvalidRequest(f"emotion: only versions {with_emotion} support emotion control")
+        engine, voice = self._voice(request, text)
+        prosody = EMOTIONS.get(request.emotion, Prosody())
+        options = SynthesisOptions(
+            voice=voice.id,
+            speed=request.speed * prosody.speed,
+            noise_scale=profile.noise_scale,
+            noise_w=profile.noise_w,
+            pitch_semitones=prosody.pitch_semitones,
+            energy_db=prosody.energy_db,
+        )
+        pieces = split_for_streaming(text)
+        characters = len(text)
+        return SynthesisPlan(
+            engine=engine,
+            voice=voice,
+            options=options,
+            prosody=prosody,
+            pieces=pieces,
+            format=request.format,
+            volume_db=request.volume_db,
+            characters=characters,
+            credits=characters * tts.credits_per_character,
+        )
+
+    def _voice(self, request: TtsRequest, text: str) -> tuple[SpeechEngine, VoiceInfo]:
+        requested = None if request.language == "auto" else request.language.lower()
+        if request.voice_id:
+            found = self._engines.find_voice(request.voice_id)
+            if found is None:
+                raise NotFound(f"voiceId: no voice {request.voice_id!r}")
+            engine, voice = found
+            if requested and not _same_language(requested, voice.language):
+                raise InvalidRequest(f"language: voice {voice.id} speaks {voice.language}, not {requested}")
+            return engine, voice
+        language = requested or detect_language(text)
+        found = self._default_voice(language)
+        if found is None:
+            raise InvalidRequest(f"language: no engine on this server speaks {language!r}")
+        return found
+
+    def _default_voice(self, language: str) -> tuple[SpeechEngine, VoiceInfo] | None:
+        default = self._engines.find_voice(self._settings.tts.default_voice)
+        if default is not None and _same_language(language, default[1].language):
+            return default
+        for engine in self._engines.speech_engines():
+            if isinstance(engine, EspeakEngine):
+                voice_id = engine.voice_for_language(_ESPEAK_LANGUAGE.get(language, language))
+                if voice_id is not None:
+                    return self._engines.find_voice(voice_id)
+            else:
+                for voice in engine.voices():
+                    if _same_language(language, voice.language):
+                        return engine, voice
+        return None
+
+
+def _same_language(a: str, b: str) -> bool:
+    """``en`` matches ``en-us`` and ``en_US``; ``zh`` matches ``cmn``."""
+
+    def base(code: str) -> str:
+        code = code.lower().replace("_", "-").split("-")[0]
+        return {"cmn": "zh"}.get(code, code)
+
+    return base(a) == base(b)

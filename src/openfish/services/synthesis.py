@@ -1,0 +1,123 @@
+"""Making speech: credits held up front, audio synthesized piece by piece in the worker pool,
+encoded as it is made, and the hold captured only when the last byte is ready.
+
+A stream that fails or is abandoned releases its hold, so nobody pays for audio they did not get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from openfish.audio.encode import StreamEncoder, apply_gain_db, make_encoder
+from openfish.config import Settings
+from openfish.errors import EngineUnavailable
+from openfish.services.billing import BillingService, ChargeResult
+from openfish.services.speech import SpeechPlanner, SynthesisPlan, TtsRequest
+from openfish.services.workers import WorkerPool
+
+SURFACE = "tts"
+
+
+@dataclass(frozen=True)
+class SpeechStream:
+    """A synthesis that has been admitted and paid for (held), ready to be iterated."""
+
+    plan: SynthesisPlan
+    content_type: str
+    hold: ChargeResult
+    body: AsyncIterator[bytes]
+
+
+class SynthesisService:
+    """Admits TTS requests and produces their audio without blocking the event loop."""
+
+    def __init__(
+        self, planner: SpeechPlanner, billing: BillingService, settings: Settings, pool: WorkerPool
+    ) -> None:
+        self._planner = planner
+        self._billing = billing
+        self._settings = settings
+        self._pool = pool
+        self._active = 0
+
+    @property
+    def active_streams(self) -> int:
+        """Syntheses now producing audio."""
+        return self._active
+
+    async def start(self, account_id: str, request: TtsRequest, reference: str) -> SpeechStream:
+        """Validate, admit and hold credits; the returned body makes the audio as it is read."""
+        # Planning may load an engine on first use: never on the event loop.
+        plan = await self._pool.submit(lambda: self._planner.plan(request))
+        if self._active >= self._settings.tts.max_streams:
+            raise EngineUnavailable("All synthesis workers are busy; retry shortly.", retry_after=1)
+        encoder = make_encoder(plan.format, plan.engine.sample_rate)
+        hold = await self._billing.hold(
+            account_id, plan.credits, reference=reference, surface=SURFACE, units=plan.characters
+        )
+        self._active += 1
+        return SpeechStream(
+            plan=plan,
+            content_type=encoder.content_type,
+            hold=hold,
+            body=self._produce(plan, encoder, reference),
+        )
+
+    async def settle(self, reference: str) -> None:
+        """Release the hold if its stream never finished (idempotent; safe after capture)."""
+        with anyio.CancelScope(shield=True):
+            await self._billing.release(reference)
+
+    async def _produce(
+        self, plan: SynthesisPlan, encoder: StreamEncoder, reference: str
+    ) -> AsyncIterator[bytes]:
+        completed = False
+        try:
+            header = encoder.header()
+            if header:
+                yield header
+            async for encoded in self._encoded_pieces(plan, encoder):
+                if encoded:
+                    yield encoded
+            tail = encoder.finish()
+            if tail:
+                yield tail
+            completed = True
+        finally:
+            self._active -= 1
+            with anyio.CancelScope(shield=True):
+                if completed:
+                    await self._billing.capture(reference)
+                else:
+                    await self._billing.release(reference)
+
+    async def _encoded_pieces(self, plan: SynthesisPlan, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+        """Each piece synthesized and encoded in the pool, the next one started while this one is sent."""
+        gain_db = plan.volume_db + plan.prosody.energy_db
+
+        def job(piece: str) -> Callable[[], bytes]:
+            def run() -> bytes:
+                parts = [
+                    encoder.encode(apply_gain_db(audio, gain_db))
+                    for audio in plan.engine.synthesize(piece, plan.options)
+                ]
+                return b"".join(parts)
+
+            return run
+
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            for index, piece in enumerate(plan.pieces):
+                current = pending or self._pool.submit(job(piece))
+                encoded = await current
+                pending = None
+                if index + 1 < len(plan.pieces):
+                    pending = self._pool.submit(job(plan.pieces[index + 1]))
+                yield encoded
+        finally:
+            if pending is not None:
+                pending.cancel()

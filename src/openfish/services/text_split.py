@@ -1,0 +1,76 @@
+"""Splitting text into pieces that can be synthesized and streamed one after another.
+
+The first piece is kept short so the first audio leaves quickly; later pieces may be longer (fewer
+seams, better prosody). Splits prefer sentence ends, then clause punctuation, then phrase
+boundaries (before conjunctions), then any space.
+"""
+
+from __future__ import annotations
+
+import re
+
+FIRST_PIECE_CHARS = 60
+PIECE_CHARS = 180
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])|\n+")
+_CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+|(?<=[、，；：])")
+_PHRASE_START = re.compile(
+    r"\s+(?=(?:and|but|or|so|because|which|who|that|when|while|where|if|although|though|then)\b)",
+    re.IGNORECASE,
+)
+_SPACE = re.compile(r"\s+")
+
+
+def split_for_streaming(
+    text: str, first_chars: int = FIRST_PIECE_CHARS, max_chars: int = PIECE_CHARS
+) -> list[str]:
+    """Pieces of ``text`` (whitespace-normalized, never empty) in speaking order."""
+    pieces: list[str] = []
+    for sentence in _split(text.strip(), _SENTENCE_END):
+        limit = first_chars if not pieces else max_chars
+        pieces.extend(_fit(sentence, limit, max_chars))
+    return pieces
+
+
+def _fit(text: str, limit: int, max_chars: int) -> list[str]:
+    """``text`` in pieces no longer than ``limit`` (first) / ``max_chars`` (rest) where possible."""
+    text = _SPACE.sub(" ", text).strip()
+    if len(text) <= limit:
+        return [text] if text else []
+    for boundary in (_CLAUSE_END, _PHRASE_START, _SPACE):
+        parts = _split(text, boundary)
+        if len(parts) > 1:
+            return _pack(parts, limit, max_chars)
+    # One unbroken run (e.g. CJK without punctuation, or a very long token): cut it.
+    return [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+
+
+def _pack(parts: list[str], limit: int, max_chars: int) -> list[str]:
+    pieces: list[str] = []
+    current = ""
+    for part in parts:
+        candidate = current + part
+        if current.strip() and len(candidate.strip()) > (limit if not pieces else max_chars):
+            pieces.append(current.strip())
+            current = part
+        else:
+            current = candidate
+    if current.strip():
+        pieces.append(current.strip())
+    result: list[str] = []
+    for piece in pieces:
+        piece_limit = limit if not result else max_chars
+        result.extend(_fit(piece, piece_limit, max_chars) if len(piece) > piece_limit else [piece])
+    return result
+
+
+def _split(text: str, boundary: re.Pattern[str]) -> list[str]:
+    """``text`` cut after each boundary, separators kept, so joining the parts gives ``text`` back."""
+    parts: list[str] = []
+    start = 0
+    for match in boundary.finditer(text):
+        if match.end() > start:
+            parts.append(text[start : match.end()])
+            start = match.end()
+    parts.append(text[start:])
+    return [part for part in parts if part.strip()]
