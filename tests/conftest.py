@@ -68,7 +68,7 @@ async def harness_factory(tmp_path: Path, engines: EngineRegistry) -> AsyncItera
     """Builds harnesses with custom settings; each runs the app's lifespan."""
     stack: list[tuple[FastAPI, httpx.AsyncClient, Any]] = []
 
-    async def build(**overrides: Any) -> Harness:
+    async def build(engines: EngineRegistry = engines, **overrides: Any) -> Harness:
         app = create_app(make_settings(tmp_path / f"h{len(stack)}", **overrides), engines)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()

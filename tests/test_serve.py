@@ -49,6 +49,30 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=15)
 
 
+def assert_tts_streams(base: str, token: str) -> None:
+    """A long text arrives in many chunks, the first long before the last (chunked transfer)."""
+    text = " ".join(["This sentence is one of several that make up a longer text."] * 8)
+    started = time.monotonic()
+    arrivals: list[float] = []
+    size = 0
+    with httpx.stream(
+        "POST",
+        f"{base}/speech/tts",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"text": text, "format": "pcm"},
+        timeout=60,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        assert response.headers["X-Characters-Used"] == str(len(text))
+        for chunk in response.iter_raw():
+            arrivals.append(time.monotonic() - started)
+            size += len(chunk)
+    assert len(arrivals) >= 8
+    assert arrivals[0] < arrivals[-1] / 3
+    assert size / 2 / 22050 > 15  # seconds of 16-bit mono audio at 22.05 kHz
+
+
 def test_first_start_creates_an_account_and_prints_its_token_once(tmp_path: Path) -> None:
     port = free_port()
     first_log = tmp_path / "first.log"
@@ -64,6 +88,7 @@ def test_first_start_creates_an_account_and_prints_its_token_once(tmp_path: Path
         assert profile.headers["X-Request-Id"].startswith("req_")
         refused = httpx.get(f"{base}/profile", headers={"Authorization": "Bearer nope"})
         assert refused.status_code == 401
+        assert_tts_streams(base, token.group(1))
     finally:
         stop(server)
     assert (tmp_path / "data" / "openfish.db").exists()

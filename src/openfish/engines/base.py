@@ -30,17 +30,13 @@ class VoiceInfo:
 class SynthesisOptions:
     """How to speak one piece of text.
 
-    ``speed`` is a tempo factor (2.0 = twice as fast). ``noise_scale`` / ``noise_w`` tune neural
-    engines' variability (None = the voice's default). Pitch, range and energy carry emotion.
+    ``noise_scale`` / ``noise_w`` tune neural engines' variability (None = the voice's default).
+    Tempo, pitch and level are applied to the audio afterwards, the same way for every engine.
     """
 
     voice: str
-    speed: float = 1.0
     noise_scale: float | None = None
     noise_w: float | None = None
-    pitch_semitones: float = 0.0
-    pitch_range: float = 1.0
-    energy_db: float = 0.0
 
 
 @runtime_checkable

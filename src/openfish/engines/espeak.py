@@ -11,9 +11,6 @@ import numpy as np
 
 from openfish.engines.base import Audio, EngineError, SynthesisOptions, VoiceInfo
 
-#: espeak-ng's own default rate in words per minute; ``speed`` scales it.
-BASE_WORDS_PER_MINUTE = 175
-BASE_PITCH = 50
 TIMEOUT_SECONDS = 60
 _WAV_HEADER_BYTES = 44
 
@@ -68,9 +65,7 @@ class EspeakEngine:
 
     def synthesize(self, text: str, options: SynthesisOptions) -> Iterator[Audio]:
         language = options.voice.removeprefix("espeak-")
-        rate = round(BASE_WORDS_PER_MINUTE * options.speed)
-        pitch = min(99, max(0, round(BASE_PITCH + options.pitch_semitones * 4)))
-        arguments = ["-v", language, "-s", str(rate), "-p", str(pitch), "--stdin", "--stdout"]
+        arguments = ["-v", language, "--stdin", "--stdout"]
         wav = self._run(arguments, text.encode("utf-8"))
         if len(wav) < _WAV_HEADER_BYTES or wav[:4] != b"RIFF":
             raise EngineError("espeak-ng produced no audio")

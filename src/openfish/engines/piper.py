@@ -11,7 +11,6 @@ import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
 from openfish.engines.base import Audio, EngineError, SynthesisOptions, VoiceInfo
-from openfish.engines.dsp import shift_pitch_by_resampling
 
 #: Piper normalizes each sentence to full scale; keep 6 dB of headroom so +volume does not clip at once.
 HEADROOM = 0.5
@@ -63,16 +62,12 @@ class PiperEngine:
         self.load()
         voice = self._voice
         assert voice is not None
-        # Pitch: synthesize slower by the pitch ratio, then play faster by it (see prosody).
-        pitch_ratio = 2.0 ** (options.pitch_semitones / 12.0)
         config = SynthesisConfig(
-            length_scale=voice.config.length_scale * pitch_ratio / options.speed,
             noise_scale=options.noise_scale,
             noise_w_scale=options.noise_w,
         )
         try:
             for chunk in voice.synthesize(text, syn_config=config):
-                audio = (chunk.audio_float_array * HEADROOM).astype(np.float32)
-                yield shift_pitch_by_resampling(audio, pitch_ratio)
+                yield (chunk.audio_float_array * HEADROOM).astype(np.float32)
         except (RuntimeError, ValueError) as exc:  # onnxruntime and phonemizer failures
             raise EngineError(f"piper failed: {type(exc).__name__}") from exc

@@ -1,8 +1,8 @@
 """Emotion as prosody: each emotion moves pitch level, speaking rate and energy.
 
-The engines do the pitch part (``SynthesisOptions.pitch_semitones``); the rate goes into the
-synthesis speed and the energy into the output gain. Pitch range is not varied (no engine here
-can do it without resynthesis).
+Pitch and rate are applied to the engine's audio (``audio.effects.TempoPitch``) and energy as
+output gain, so every engine honours them alike. Pitch range is not varied: that would need
+resynthesis, which no engine here offers.
 """
 
 from __future__ import annotations

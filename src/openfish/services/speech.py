@@ -41,10 +41,11 @@ class SynthesisPlan:
     engine: SpeechEngine
     voice: VoiceInfo
     options: SynthesisOptions
-    prosody: Prosody
     pieces: list[str]
     format: str
-    volume_db: float
+    tempo: float
+    pitch_semitones: float
+    gain_db: float
     characters: int
     credits: int
 
@@ -74,24 +75,18 @@ class SpeechPlanner:
             raise InvalidRequest(f"emotion: only versions {with_emotion} support emotion control")
         engine, voice = self._voice(request, text)
         prosody = EMOTIONS.get(request.emotion, Prosody())
-        options = SynthesisOptions(
-            voice=voice.id,
-            speed=request.speed * prosody.speed,
-            noise_scale=profile.noise_scale,
-            noise_w=profile.noise_w,
-            pitch_semitones=prosody.pitch_semitones,
-            energy_db=prosody.energy_db,
-        )
+        options = SynthesisOptions(voice=voice.id, noise_scale=profile.noise_scale, noise_w=profile.noise_w)
         pieces = split_for_streaming(text)
         characters = len(text)
         return SynthesisPlan(
             engine=engine,
             voice=voice,
             options=options,
-            prosody=prosody,
             pieces=pieces,
             format=request.format,
-            volume_db=request.volume_db,
+            tempo=request.speed * prosody.speed,
+            pitch_semitones=prosody.pitch_semitones,
+            gain_db=request.volume_db + prosody.energy_db,
             characters=characters,
             credits=characters * tts.credits_per_character,
         )

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import anyio
 
+from openfish.audio.effects import TempoPitch
 from openfish.audio.encode import StreamEncoder, apply_gain_db, make_encoder
 from openfish.config import Settings
+from openfish.engines.base import Audio
 from openfish.errors import EngineUnavailable
 from openfish.services.billing import BillingService, ChargeResult
 from openfish.services.speech import SpeechPlanner, SynthesisPlan, TtsRequest
@@ -83,9 +85,6 @@ class SynthesisService:
             async for encoded in self._encoded_pieces(plan, encoder):
                 if encoded:
                     yield encoded
-            tail = encoder.finish()
-            if tail:
-                yield tail
             completed = True
         finally:
             self._active -= 1
@@ -96,27 +95,28 @@ class SynthesisService:
                     await self._billing.release(reference)
 
     async def _encoded_pieces(self, plan: SynthesisPlan, encoder: StreamEncoder) -> AsyncIterator[bytes]:
-        """Each piece synthesized and encoded in the pool, the next one started while this one is sent."""
-        gain_db = plan.volume_db + plan.prosody.energy_db
+        """Each piece synthesized, shaped and encoded in the pool; the next is started while this
+        one is sent. The last job flushes the tempo filter and the encoder."""
+        shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
 
-        def job(piece: str) -> Callable[[], bytes]:
+        def encode(audio: Audio) -> bytes:
+            return encoder.encode(apply_gain_db(shaper.process(audio), plan.gain_db))
+
+        def job(index: int) -> Callable[[], bytes]:
             def run() -> bytes:
-                parts = [
-                    encoder.encode(apply_gain_db(audio, gain_db))
-                    for audio in plan.engine.synthesize(piece, plan.options)
-                ]
+                parts = [encode(audio) for audio in plan.engine.synthesize(plan.pieces[index], plan.options)]
+                if index == len(plan.pieces) - 1:
+                    parts.append(encoder.encode(apply_gain_db(shaper.flush(), plan.gain_db)))
+                    parts.append(encoder.finish())
                 return b"".join(parts)
 
             return run
 
         pending: asyncio.Future[bytes] | None = None
         try:
-            for index, piece in enumerate(plan.pieces):
-                current = pending or self._pool.submit(job(piece))
-                encoded = await current
-                pending = None
-                if index + 1 < len(plan.pieces):
-                    pending = self._pool.submit(job(plan.pieces[index + 1]))
+            for index in range(len(plan.pieces)):
+                encoded = await (pending or self._pool.submit(job(index)))
+                pending = self._pool.submit(job(index + 1)) if index + 1 < len(plan.pieces) else None
                 yield encoded
         finally:
             if pending is not None:
