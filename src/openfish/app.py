@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from openfish import __version__
-from openfish.api import health, legacy, profile, tts, usage
+from openfish.api import audio, health, legacy, profile, tts, usage
 from openfish.api.deps import Services
 from openfish.api.handlers import install_error_handlers
 from openfish.api.schema import install_openapi
@@ -19,10 +19,12 @@ from openfish.services.accounts import AccountService
 from openfish.services.billing import BillingService
 from openfish.services.limits import RequestLimiter
 from openfish.services.readiness import Readiness
+from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
 from openfish.services.usage import UsageService
 from openfish.services.workers import WorkerPool
+from openfish.store.blobs import LocalBlobStore
 from openfish.store.database import Database
 
 
@@ -40,6 +42,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     engines = engines or build_engines(settings)
     pool = WorkerPool(settings.tts.workers)
     planner = SpeechPlanner(engines, settings)
+    blobs = LocalBlobStore(settings.data_dir / "blobs")
     services = Services(
         settings=settings,
         db=db,
@@ -49,8 +52,10 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         limiter=RequestLimiter(),
         readiness=Readiness(),
         engines=engines,
-        synthesis=SynthesisService(planner, billing, settings, pool),
+        synthesis=SynthesisService(planner, billing, settings, pool, blobs),
         pool=pool,
+        blobs=blobs,
+        signer=UrlSigner(settings.data_dir / "secret.key"),
     )
     services.readiness.add("database", db.ping)
     if settings.tts.preload:
@@ -71,7 +76,11 @@ class EngineNotLoaded(RuntimeError):
 
 def _surface_routers(settings: Settings) -> list[APIRouter]:
     """Routers of the surfaces switched on in ``settings.surfaces``."""
-    available = {"profile": [profile.router], "usage": [usage.router], "tts": [tts.router, legacy.router]}
+    available = {
+        "profile": [profile.router],
+        "usage": [usage.router],
+        "tts": [tts.router, legacy.router, audio.router],
+    }
     enabled = settings.surfaces.model_dump()
     return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
 
@@ -84,6 +93,7 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await services.db.migrate()
+        services.signer.load_or_create()
         services.pool.start()
         if settings.tts.preload and settings.surfaces.tts:
             await services.pool.submit(services.engines.load_all)

@@ -87,6 +87,9 @@ class TtsSettings(BaseModel):
     max_text_chars: int = Field(default=10_000, ge=1)
     credits_per_character: int = Field(default=1, ge=0)
     default_voice: str = "en_US-joe-medium"
+    stored_url_ttl_seconds: int = Field(
+        default=3600, ge=60, le=7 * 86400, description="How long a cache=true audio_url stays valid."
+    )
     espeak: bool = Field(default=True, description="Serve other languages with espeak-ng if installed.")
     versions: dict[str, VersionProfile] = Field(default_factory=_default_versions)
 

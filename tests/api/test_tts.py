@@ -265,3 +265,19 @@ async def test_a_failure_after_streaming_began_is_visible_and_costs_nothing(
         await harness.client.post(TTS, headers=caller.headers, json={"text": text, "format": "wav"})
     assert await balance(harness, caller) == 1000
     assert harness.services.synthesis.active_streams == 0
+
+
+async def test_a_failed_render_for_cache_stores_and_costs_nothing(
+    harness_factory: Callable[..., Any], engines: EngineRegistry
+) -> None:
+    piper = engines.speech("piper")
+    assert piper is not None
+    failing = EngineRegistry()
+    failing.register(FailsOnSecondPiece(piper))
+    harness: Harness = await harness_factory(engines=failing)
+    caller = await harness.new_caller()
+    text = "First sentence is fine. The second one fails. A third never comes."
+    with pytest.raises(EngineError):
+        await harness.client.post(TTS, headers=caller.headers, json={"text": text, "cache": True})
+    assert await balance(harness, caller) == 1000
+    assert not list((harness.services.settings.data_dir / "blobs").rglob("*.mp3"))

@@ -17,9 +17,11 @@ from openfish.services.accounts import AccountService, Principal
 from openfish.services.billing import BillingService
 from openfish.services.limits import RequestLimiter
 from openfish.services.readiness import Readiness
+from openfish.services.signing import UrlSigner
 from openfish.services.synthesis import SynthesisService
 from openfish.services.usage import UsageService
 from openfish.services.workers import WorkerPool
+from openfish.store.blobs import BlobStore
 from openfish.store.database import Database
 
 
@@ -37,6 +39,8 @@ class Services:
     engines: EngineRegistry
     synthesis: SynthesisService
     pool: WorkerPool
+    blobs: BlobStore
+    signer: UrlSigner
 
 
 def _services(request: Request) -> Services:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
 
 from openfish.api.bodies import body_schema, read_model
@@ -26,7 +26,7 @@ class LegacyTtsBody(TtsBody):
     responses={**AUDIO_RESPONSE, **error_responses(404, 415, 503, legacy=True)},
     openapi_extra=body_schema(LegacyTtsBody),
 )
-async def legacy_tts(request: Request, principal: CurrentAccount, services: ServicesDep) -> StreamingResponse:
+async def legacy_tts(request: Request, principal: CurrentAccount, services: ServicesDep) -> Response:
     """Synthesize speech (legacy path); insufficient credits answer 429 here."""
     body = await read_model(request, LegacyTtsBody)
     return await synthesize_response(body, principal.account_id, services, request)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from starlette.background import BackgroundTask
 
 from openfish.api.bodies import body_schema, read_model
-from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.deps import CurrentAccount, Services, ServicesDep
 from openfish.api.envelopes import error_responses
-from openfish.errors import InvalidRequest
 from openfish.middleware import request_id_of
 from openfish.services.speech import TtsRequest
 
@@ -85,23 +85,54 @@ _USAGE_HEADERS = {
         ("X-Quota-Remaining", "Credits the account may still spend this month."),
     )
 }
+
+
+class TtsStored(BaseModel):
+    """The answer to ``cache=true``: where the stored audio can be fetched, and what it cost."""
+
+    success: bool
+    audio_url: str = Field(description="Expiring signed URL of the audio (supports Range requests).")
+    format: str
+    characters_used: int
+    credits_used: int
+    quota_remaining: int
+    expires_at: datetime
+
+
 AUDIO_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The audio, streamed as it is synthesized (chunked). A stream that fails after "
-        "it started ends without its final chunk, which every HTTP client reports as an error.",
+        "description": "cache=false: the audio, streamed as it is synthesized (chunked). A stream that "
+        "fails after it started ends without its final chunk, which HTTP clients report as an error. "
+        "cache=true: JSON with a signed URL of the stored audio.",
         "headers": _USAGE_HEADERS,
+        "model": TtsStored,
         "content": {"audio/mpeg": _BINARY, "audio/wav": _BINARY, "audio/pcm": _BINARY, "audio/ogg": _BINARY},
     }
 }
 
 
 async def synthesize_response(
-    body: TtsBody, account_id: str, services: Any, request: Request
-) -> StreamingResponse:
-    """Admit, hold credits and stream the audio for ``body`` (shared by v1 and legacy paths)."""
-    if body.cache:
-        raise InvalidRequest("cache: storing audio (cache=true) is not available on this server yet")
+    body: TtsBody, account_id: str, services: Services, request: Request
+) -> Response:
+    """Stream the audio for ``body``, or store it and answer its URL (shared by v1 and legacy)."""
     reference = f"tts:{request_id_of(request.scope)}"
+    if body.cache:
+        stored = await services.synthesis.render(account_id, body.to_request(), reference)
+        ttl = services.settings.tts.stored_url_ttl_seconds
+        expires, signature = services.signer.sign(stored.name, ttl)
+        url = request.url_for("stored_audio", name=stored.name).include_query_params(
+            expires=expires, sig=signature
+        )
+        answer = TtsStored(
+            success=True,
+            audio_url=str(url),
+            format=stored.plan.format,
+            characters_used=stored.plan.characters,
+            credits_used=stored.plan.credits,
+            quota_remaining=stored.hold.quota_remaining,
+            expires_at=datetime.fromtimestamp(expires, UTC),
+        )
+        return JSONResponse(answer.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
     stream = await services.synthesis.start(account_id, body.to_request(), reference)
     headers = {
         "X-Characters-Used": str(stream.plan.characters),
@@ -123,7 +154,7 @@ async def synthesize_response(
     responses={**AUDIO_RESPONSE, **error_responses(402, 404, 415, 503)},
     openapi_extra=body_schema(TtsBody),
 )
-async def speech_tts(request: Request, principal: CurrentAccount, services: ServicesDep) -> StreamingResponse:
+async def speech_tts(request: Request, principal: CurrentAccount, services: ServicesDep) -> Response:
     """Synthesize speech; the audio streams back in the requested format."""
     body = await read_model(request, TtsBody)
     return await synthesize_response(body, principal.account_id, services, request)

@@ -7,21 +7,57 @@ A stream that fails or is abandoned releases its hold, so nobody pays for audio 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
+import numpy as np
 
 from openfish.audio.effects import TempoPitch
-from openfish.audio.encode import StreamEncoder, apply_gain_db, make_encoder
+from openfish.audio.encode import StreamEncoder, apply_gain_db, encode_complete, make_encoder
 from openfish.config import Settings
 from openfish.engines.base import Audio
 from openfish.errors import EngineUnavailable
 from openfish.services.billing import BillingService, ChargeResult
 from openfish.services.speech import SpeechPlanner, SynthesisPlan, TtsRequest
 from openfish.services.workers import WorkerPool
+from openfish.store.blobs import BlobStore
 
 SURFACE = "tts"
+#: Blob store area of rendered TTS audio.
+STORED_AREA = "tts"
+
+
+@dataclass(frozen=True)
+class StoredSpeech:
+    """Audio rendered whole and kept in the blob store (``cache=true``)."""
+
+    plan: SynthesisPlan
+    name: str
+    hold: ChargeResult
+    reused: bool
+
+
+def stored_name(plan: SynthesisPlan) -> str:
+    """A content address for the audio a plan makes: same inputs, same name."""
+    identity = json.dumps(
+        {
+            "engine": plan.engine.name,
+            "voice": plan.voice.id,
+            "pieces": plan.pieces,
+            "noise_scale": plan.options.noise_scale,
+            "noise_w": plan.options.noise_w,
+            "tempo": round(plan.tempo, 6),
+            "pitch": round(plan.pitch_semitones, 6),
+            "gain": round(plan.gain_db, 6),
+            "format": plan.format,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()
+    return f"{digest}_{plan.engine.sample_rate}.{plan.format}"
 
 
 @dataclass(frozen=True)
@@ -38,8 +74,14 @@ class SynthesisService:
     """Admits TTS requests and produces their audio without blocking the event loop."""
 
     def __init__(
-        self, planner: SpeechPlanner, billing: BillingService, settings: Settings, pool: WorkerPool
+        self,
+        planner: SpeechPlanner,
+        billing: BillingService,
+        settings: Settings,
+        pool: WorkerPool,
+        blobs: BlobStore,
     ) -> None:
+        self._blobs = blobs
         self._planner = planner
         self._billing = billing
         self._settings = settings
@@ -68,6 +110,49 @@ class SynthesisService:
             hold=hold,
             body=self._produce(plan, encoder, reference),
         )
+
+    async def render(self, account_id: str, request: TtsRequest, reference: str) -> StoredSpeech:
+        """Make the whole audio and store it, or reuse the stored copy of an identical request.
+
+        Charged like a streamed request: held first, captured once the audio is stored.
+        """
+        plan = await self._pool.submit(lambda: self._planner.plan(request))
+        name = stored_name(plan)
+        key = f"{STORED_AREA}/{name}"
+        reused = await self._pool.submit(lambda: self._blobs.exists(key))
+        if not reused and self._active >= self._settings.tts.max_streams:
+            raise EngineUnavailable("All synthesis workers are busy; retry shortly.", retry_after=1)
+        hold = await self._billing.hold(
+            account_id, plan.credits, reference=reference, surface=SURFACE, units=plan.characters
+        )
+        completed = False
+        try:
+            if not reused:
+                self._active += 1
+                try:
+                    data = await self._pool.submit(lambda: self._render_whole(plan))
+                    await self._pool.submit(lambda: self._blobs.put(key, data))
+                finally:
+                    self._active -= 1
+            completed = True
+        finally:
+            with anyio.CancelScope(shield=True):
+                if completed:
+                    await self._billing.capture(reference)
+                else:
+                    await self._billing.release(reference)
+        return StoredSpeech(plan=plan, name=name, hold=hold, reused=reused)
+
+    def _render_whole(self, plan: SynthesisPlan) -> bytes:
+        shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
+        parts = [
+            shaper.process(audio)
+            for piece in plan.pieces
+            for audio in plan.engine.synthesize(piece, plan.options)
+        ]
+        parts.append(shaper.flush())
+        samples = apply_gain_db(np.concatenate(parts), plan.gain_db)
+        return encode_complete(samples, plan.format, plan.engine.sample_rate)
 
     async def settle(self, reference: str) -> None:
         """Release the hold if its stream never finished (idempotent; safe after capture)."""

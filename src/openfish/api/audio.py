@@ -1,0 +1,55 @@
+"""Stored audio behind expiring signed URLs: ``GET /api/open/v1/audio/{name}?expires=&sig=``.
+
+The signature is the credential (no bearer token), so the URL can be handed to a browser or a
+player. Range requests are served (seeking, resumed downloads).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from openfish.api.deps import ServicesDep
+from openfish.errors import ErrorBody, NotFound
+from openfish.services.synthesis import STORED_AREA
+
+router = APIRouter(prefix="/api/open/v1", tags=["tts"])
+
+_NAME = re.compile(r"^[0-9a-f]{64}_(\d{4,6})\.(mp3|wav|pcm|opus)$")
+_MEDIA_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "audio/pcm", "opus": "audio/ogg"}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The audio.", "content": dict.fromkeys(_MEDIA_TYPES.values(), _BINARY)},
+    206: {
+        "description": "Part of the audio (Range request).",
+        "content": dict.fromkeys(_MEDIA_TYPES.values(), _BINARY),
+    },
+    400: {"model": ErrorBody, "description": "Malformed query."},
+    403: {"model": ErrorBody, "description": "The signature is invalid or has expired."},
+    404: {"model": ErrorBody, "description": "No such audio."},
+    416: {"description": "The requested range is not satisfiable."},
+    500: {"model": ErrorBody, "description": "Internal error."},
+}
+
+
+@router.get("/audio/{name}", response_class=FileResponse, responses=_RESPONSES)
+async def stored_audio(
+    name: str,
+    services: ServicesDep,
+    expires: Annotated[int, Query(description="Expiry, Unix seconds.")],
+    sig: Annotated[str, Query(max_length=100, description="The URL's signature.")],
+) -> FileResponse:
+    """The audio a ``cache=true`` TTS request stored, while its URL is valid."""
+    match = _NAME.match(name)
+    if match is None:
+        raise NotFound("No such audio.")
+    services.signer.verify(name, expires, sig)
+    path = services.blobs.local_path(f"{STORED_AREA}/{name}")
+    if path is None:
+        raise NotFound("No such audio.")
+    rate, fmt = match.groups()
+    media_type = f"audio/pcm;rate={rate};encoding=s16le;channels=1" if fmt == "pcm" else _MEDIA_TYPES[fmt]
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})

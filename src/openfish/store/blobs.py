@@ -1,0 +1,69 @@
+"""Blob storage for generated audio: a local directory by default (S3-compatible later).
+
+Writes are atomic: data goes to a temporary file in the same directory, is flushed to disk and
+renamed into place, so a reader never sees half a file and a crash leaves no partial blob.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+_KEY = re.compile(r"^[a-z0-9_-]{1,40}/[A-Za-z0-9_-]{8,128}\.[a-z0-9]{1,8}$")
+
+
+class BlobStore(Protocol):
+    """Named immutable blobs."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (replacing any previous blob atomically)."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether a blob is stored under ``key``."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """A file the server can stream the blob from, if this store keeps blobs locally."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a safe ``area/name.ext`` key (no traversal, no odd characters)."""
+    if not _KEY.match(key):
+        raise ValueError(f"invalid blob key {key!r}")
+    return key
+
+
+class LocalBlobStore:
+    """Blobs as files under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None

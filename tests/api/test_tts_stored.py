@@ -1,0 +1,112 @@
+"""cache=true: the audio is stored once, served behind an expiring signed URL, charged like a stream."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from openfish.audio.decode import decode_audio
+from tests.api.test_handlers import assert_v1_error
+from tests.conftest import Caller, Harness
+
+TTS = "/api/open/v1/speech/tts"
+TEXT = "Stored speech, fetched later."
+
+
+async def store(harness: Harness, caller: Caller, **fields: object) -> dict[str, object]:
+    response = await harness.client.post(
+        TTS, headers=caller.headers, json={"text": TEXT, "cache": True, **fields}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def blob_files(harness: Harness) -> list[str]:
+    root = harness.services.settings.data_dir / "blobs"
+    return sorted(p.name for p in root.rglob("*") if p.is_file())
+
+
+async def test_cached_audio_is_served_by_its_signed_url(harness: Harness, caller: Caller) -> None:
+    body = await store(harness, caller, format="wav")
+    assert body["success"] is True
+    assert body["format"] == "wav"
+    assert body["characters_used"] == body["credits_used"] == len(TEXT)
+    assert body["quota_remaining"] == 1000 - len(TEXT)
+    assert isinstance(body["expires_at"], str)
+    url = str(body["audio_url"])
+    audio = await harness.client.get(url)
+    assert audio.status_code == 200
+    assert audio.headers["Content-Type"] == "audio/wav"
+    decoded = decode_audio(audio.content)
+    assert decoded.sample_rate == 22050
+    assert 1.0 < decoded.duration_seconds < 4.0
+    # The stored WAV has exact sizes in its header.
+    assert int.from_bytes(audio.content[4:8], "little") == len(audio.content) - 8
+
+    part = await harness.client.get(url, headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    assert part.content == audio.content[:100]
+
+
+async def test_identical_requests_reuse_the_stored_audio_and_are_charged_each_time(
+    harness: Harness, caller: Caller
+) -> None:
+    first = await store(harness, caller, format="mp3")
+    files = blob_files(harness)
+    second = await store(harness, caller, format="mp3")
+    assert blob_files(harness) == files
+    assert len(files) == 1
+    assert urlsplit(str(first["audio_url"])).path == urlsplit(str(second["audio_url"])).path
+    assert (await harness.services.accounts.get_account(caller.account_id)).credits == 1000 - 2 * len(TEXT)
+    different = await store(harness, caller, format="mp3", speed=1.5)
+    assert len(blob_files(harness)) == 2
+    assert urlsplit(str(different["audio_url"])).path != urlsplit(str(first["audio_url"])).path
+
+
+@pytest.mark.parametrize("tamper", ["sig", "expires", "name"])
+async def test_a_tampered_url_is_refused(harness: Harness, caller: Caller, tamper: str) -> None:
+    url = urlsplit(str((await store(harness, caller))["audio_url"]))
+    query = {key: values[0] for key, values in parse_qs(url.query).items()}
+    path = url.path
+    if tamper == "sig":
+        query["sig"] = ("A" if query["sig"][0] != "A" else "B") + query["sig"][1:]
+    elif tamper == "expires":
+        query["expires"] = str(int(query["expires"]) + 3600)
+    else:
+        path = path.replace(path.rsplit("/", 1)[1][:4], "0000")
+    response = await harness.client.get(path, params=query)
+    assert response.status_code in (403, 404)
+    assert response.json()["code"] in ("forbidden", "not_found")
+
+
+async def test_an_expired_url_is_refused(
+    harness: Harness, caller: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = str((await store(harness, caller))["audio_url"])
+    signer = harness.services.signer
+    monkeypatch.setattr(signer, "_clock", lambda: 10**10)
+    response = await harness.client.get(url)
+    error = assert_v1_error(response, 403, "forbidden")
+    assert "expired" in error["message"]
+
+
+async def test_unknown_audio_names_are_404(harness: Harness) -> None:
+    for name in ("nothing.mp3", "../secret.key", "a" * 64 + "_22050.mp3"):
+        response = await harness.client.get(f"/api/open/v1/audio/{name}", params={"expires": 1, "sig": "x"})
+        assert response.status_code in (403, 404), name
+
+
+async def test_legacy_path_stores_too(harness: Harness, caller: Caller) -> None:
+    response = await harness.client.post(
+        "/api/open/tts",
+        headers=caller.headers,
+        json={"text": TEXT, "reference_id": "en_US-joe-medium", "cache": True, "format": "opus"},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert {"success", "audio_url", "format", "characters_used", "quota_remaining"} <= set(body)
+    audio = await harness.client.get(body["audio_url"])
+    assert audio.headers["Content-Type"] == "audio/ogg"
+    assert decode_audio(audio.content).sample_rate == 48000
