@@ -13,6 +13,7 @@ from rich.table import Table
 
 from openfish.api.deps import Services
 from openfish.app import build_services, create_app
+from openfish.cli_tts import tts
 from openfish.config import Settings
 from openfish.errors import OpenfishError
 from openfish.logs import configure_logging
@@ -92,6 +93,9 @@ def serve(
         proxy_headers=False,
         access_log=False,  # openfish.access logs each request with its request id instead
     )
+
+
+app.command("tts")(tts)
 
 
 @accounts_app.command("create")
