@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -180,28 +181,37 @@ class SynthesisService:
                     await self._billing.release(reference)
 
     async def _encoded_pieces(self, plan: SynthesisPlan, encoder: StreamEncoder) -> AsyncIterator[bytes]:
-        """Each piece synthesized, shaped and encoded in the pool; the next is started while this
-        one is sent. The last job flushes the tempo filter and the encoder."""
+        """Each piece synthesized, shaped and encoded in the pool; the next is queued while this one
+        is sent, due when the listener will have played everything sent so far. The last job also
+        flushes the tempo filter and the encoder."""
         shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
+        rate = plan.engine.sample_rate
 
-        def encode(audio: Audio) -> bytes:
-            return encoder.encode(apply_gain_db(shaper.process(audio), plan.gain_db))
+        def shaped(audio: Audio) -> Audio:
+            return apply_gain_db(shaper.process(audio), plan.gain_db)
 
-        def job(index: int) -> Callable[[], bytes]:
-            def run() -> bytes:
-                parts = [encode(audio) for audio in plan.engine.synthesize(plan.pieces[index], plan.options)]
+        def job(index: int) -> Callable[[], tuple[bytes, int]]:
+            def run() -> tuple[bytes, int]:
+                chunks = [shaped(audio) for audio in plan.engine.synthesize(plan.pieces[index], plan.options)]
                 if index == len(plan.pieces) - 1:
-                    parts.append(encoder.encode(apply_gain_db(shaper.flush(), plan.gain_db)))
+                    chunks.append(apply_gain_db(shaper.flush(), plan.gain_db))
+                parts = [encoder.encode(chunk) for chunk in chunks]
+                if index == len(plan.pieces) - 1:
                     parts.append(encoder.finish())
-                return b"".join(parts)
+                return b"".join(parts), sum(chunk.size for chunk in chunks)
 
             return run
 
-        pending: asyncio.Future[bytes] | None = None
+        started = time.monotonic()
+        audio_seconds = 0.0
+        pending: asyncio.Future[tuple[bytes, int]] | None = None
         try:
             for index in range(len(plan.pieces)):
-                encoded = await (pending or self._pool.submit(job(index)))
-                pending = self._pool.submit(job(index + 1)) if index + 1 < len(plan.pieces) else None
+                encoded, samples = await (pending or self._pool.submit(job(index)))
+                audio_seconds += samples / rate
+                pending = None
+                if index + 1 < len(plan.pieces):
+                    pending = self._pool.submit(job(index + 1), deadline=started + audio_seconds)
                 yield encoded
         finally:
             if pending is not None:
