@@ -56,9 +56,9 @@ class Harness:
 
 
 @pytest.fixture(scope="session")
-def engines() -> EngineRegistry:
+def engines(tmp_path_factory: pytest.TempPathFactory) -> EngineRegistry:
     """The real engines, loaded once for the whole test session and shared by every app."""
-    registry = build_engines(Settings())
+    registry = build_engines(Settings(data_dir=tmp_path_factory.mktemp("engines")))
     registry.load_all()
     return registry
 

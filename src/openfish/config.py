@@ -90,6 +90,7 @@ class TtsSettings(BaseModel):
     stored_url_ttl_seconds: int = Field(
         default=3600, ge=60, le=7 * 86400, description="How long a cache=true audio_url stays valid."
     )
+    kokoro: bool = Field(default=True, description="Serve Japanese with Kokoro if installed.")
     espeak: bool = Field(default=True, description="Serve other languages with espeak-ng if installed.")
     versions: dict[str, VersionProfile] = Field(default_factory=_default_versions)
 

@@ -34,8 +34,6 @@ class EngineRegistry:
     def find_voice(self, voice_id: str) -> tuple[SpeechEngine, VoiceInfo] | None:
         """The engine and voice for a built-in voice id."""
         for engine in self._speech.values():
-            if not engine.loaded:
-                engine.load()
             for voice in engine.voices():
                 if voice.id == voice_id:
                     return engine, voice
@@ -45,10 +43,14 @@ class EngineRegistry:
 def build_engines(settings: Settings) -> EngineRegistry:
     """The engines ``settings`` ask for and this machine can run (nothing is loaded yet)."""
     from openfish.engines.espeak import EspeakEngine
+    from openfish.engines.kokoro import KokoroEngine
     from openfish.engines.piper import PiperEngine
 
     registry = EngineRegistry()
     registry.register(PiperEngine.bundled())
+    if settings.tts.kokoro and KokoroEngine.available():
+        # Before espeak-ng: the planner gives each language the first engine that speaks it.
+        registry.register(KokoroEngine(settings.data_dir / "models"))
     if settings.tts.espeak and EspeakEngine.available():
         registry.register(EspeakEngine())
     return registry

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-FIRST_PIECE_CHARS = 60
+FIRST_PIECE_CHARS = 40
 PIECE_CHARS = 180
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])|\n+")
@@ -42,7 +42,7 @@ def _fit(text: str, limit: int, max_chars: int) -> list[str]:
         if len(parts) > 1:
             return _pack(parts, limit, max_chars)
     # One unbroken run (e.g. CJK without punctuation, or a very long token): cut it.
-    return [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+    return [text[:limit]] + [text[i : i + max_chars] for i in range(limit, len(text), max_chars)]
 
 
 def _pack(parts: list[str], limit: int, max_chars: int) -> list[str]:
