@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,7 +41,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     )
     billing = BillingService(db, settings)
     engines = engines or build_engines(settings)
-    pool = WorkerPool(settings.tts.workers)
+    pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
     planner = SpeechPlanner(engines, settings)
     blobs = LocalBlobStore(settings.data_dir / "blobs")
     services = Services(

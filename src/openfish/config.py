@@ -82,7 +82,13 @@ class TtsSettings(BaseModel):
     """Text to speech: engines, limits, pricing and the version table."""
 
     preload: bool = Field(default=True, description="Load models at start (else on first use).")
-    workers: int = Field(default=2, ge=1, le=64, description="Threads that run synthesis.")
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Threads that run synthesis; default two per core, so a new request's first "
+        "piece starts at once instead of waiting for a running piece to finish.",
+    )
     max_streams: int = Field(default=32, ge=1, description="Syntheses in progress before 503.")
     max_text_chars: int = Field(default=10_000, ge=1)
     credits_per_character: int = Field(default=1, ge=0)
