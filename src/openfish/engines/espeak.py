@@ -56,13 +56,6 @@ class EspeakEngine:
         assert self._voices is not None
         return list(self._voices.values())
 
-    def voice_for_language(self, language: str) -> str | None:
-        """The voice id for a language code (``de``, ``fr``, ``cmn``...), if espeak-ng has one."""
-        self.load()
-        assert self._voices is not None
-        voice_id = f"espeak-{language}"
-        return voice_id if voice_id in self._voices else None
-
     def synthesize(self, text: str, options: SynthesisOptions) -> Iterator[Audio]:
         language = options.voice.removeprefix("espeak-")
         arguments = ["-v", language, "--stdin", "--stdout"]

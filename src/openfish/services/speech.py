@@ -9,15 +9,11 @@ from dataclasses import dataclass
 
 from openfish.config import Settings
 from openfish.engines.base import SpeechEngine, SynthesisOptions, VoiceInfo
-from openfish.engines.espeak import EspeakEngine
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import InvalidRequest, NotFound
 from openfish.services.language import detect_language
 from openfish.services.prosody import EMOTIONS, Prosody
 from openfish.services.text_split import split_for_streaming
-
-#: Wire language codes whose espeak-ng voice has another name.
-_ESPEAK_LANGUAGE = {"zh": "cmn", "zh-cn": "cmn", "zh-tw": "cmn", "yue": "yue"}
 
 
 @dataclass(frozen=True)
@@ -108,18 +104,15 @@ class SpeechPlanner:
         return found
 
     def _default_voice(self, language: str) -> tuple[SpeechEngine, VoiceInfo] | None:
+        """The configured default voice if it speaks ``language``, else the first voice that does
+        (engines in registration order: Piper, Kokoro, then espeak-ng)."""
         default = self._engines.find_voice(self._settings.tts.default_voice)
         if default is not None and _same_language(language, default[1].language):
             return default
         for engine in self._engines.speech_engines():
-            if isinstance(engine, EspeakEngine):
-                voice_id = engine.voice_for_language(_ESPEAK_LANGUAGE.get(language, language))
-                if voice_id is not None:
-                    return self._engines.find_voice(voice_id)
-            else:
-                for voice in engine.voices():
-                    if _same_language(language, voice.language):
-                        return engine, voice
+            for voice in engine.voices():
+                if _same_language(language, voice.language):
+                    return engine, voice
         return None
 
 

@@ -104,7 +104,6 @@ class SynthesisService:
         hold = await self._billing.hold(
             account_id, plan.credits, reference=reference, surface=SURFACE, units=plan.characters
         )
-        self._active += 1
         return SpeechStream(
             plan=plan,
             content_type=encoder.content_type,
@@ -164,6 +163,7 @@ class SynthesisService:
         self, plan: SynthesisPlan, encoder: StreamEncoder, reference: str
     ) -> AsyncIterator[bytes]:
         completed = False
+        self._active += 1
         try:
             header = encoder.header()
             if header:
