@@ -73,3 +73,43 @@ class SpeechEngine(Protocol):
 
 class EngineError(RuntimeError):
     """An engine failed to produce audio for a reason other than the caller's input."""
+
+
+@runtime_checkable
+class VoiceConverter(Protocol):
+    """Makes a base voice's audio sound like a reference speaker (DSP or neural conversion).
+
+    Profiles are opaque bytes the converter makes and reads; the server stores them as blobs, so
+    a voice is analysed once and then converted chunk by chunk during streaming.
+    """
+
+    @property
+    def name(self) -> str:
+        """The converter's registry name (e.g. ``world``)."""
+        ...
+
+    def analyse(self, clips: list[Audio], sample_rate: int) -> bytes:
+        """A speaker profile from one or more clips of the same speaker (blocking, CPU)."""
+        ...
+
+    def convert(self, audio: Audio, sample_rate: int, source: bytes, target: bytes) -> Audio:
+        """``audio`` of the ``source`` speaker, made to sound like ``target``; same rate and length."""
+        ...
+
+
+@runtime_checkable
+class CloningSpeechEngine(Protocol):
+    """An engine that speaks directly in a voice given by reference audio (zero-shot cloning, e.g.
+    a GPU fish-speech server). Voices created from reference audio work with either this or a
+    ``VoiceConverter`` on top of a base voice; the API does not change."""
+
+    @property
+    def name(self) -> str:
+        """The engine's registry name."""
+        ...
+
+    def synthesize_cloned(
+        self, text: str, references: list[Audio], sample_rate: int, options: SynthesisOptions
+    ) -> Iterator[Audio]:
+        """Speak ``text`` in the voice of ``references``."""
+        ...
