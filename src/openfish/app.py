@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from openfish import __version__
-from openfish.api import audio, health, legacy, profile, tts, usage
+from openfish.api import audio, health, legacy, legacy_voices, profile, tts, usage
+from openfish.api import voices as voices_api
 from openfish.api.deps import Services
 from openfish.api.handlers import install_error_handlers
 from openfish.api.schema import install_openapi
@@ -24,6 +25,8 @@ from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
 from openfish.services.usage import UsageService
+from openfish.services.voice_processing import VoiceProcessor
+from openfish.services.voices import VoiceService
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import LocalBlobStore
 from openfish.store.database import Database
@@ -44,6 +47,8 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
     planner = SpeechPlanner(engines, settings)
     blobs = LocalBlobStore(settings.data_dir / "blobs")
+    voices = VoiceService(db, settings, billing, engines, blobs, pool)
+    processor = VoiceProcessor(db, settings, billing, engines, blobs, pool, voices)
     services = Services(
         settings=settings,
         db=db,
@@ -53,9 +58,11 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         limiter=RequestLimiter(),
         readiness=Readiness(),
         engines=engines,
-        synthesis=SynthesisService(planner, billing, settings, pool, blobs),
+        synthesis=SynthesisService(planner, billing, settings, pool, blobs, processor.conversion_for),
         pool=pool,
         blobs=blobs,
+        voices=voices,
+        voice_processor=processor,
         signer=UrlSigner(settings.data_dir / "secret.key"),
     )
     services.readiness.add("database", db.ping)
@@ -81,6 +88,7 @@ def _surface_routers(settings: Settings) -> list[APIRouter]:
         "profile": [profile.router],
         "usage": [usage.router],
         "tts": [tts.router, legacy.router, audio.router],
+        "voices": [voices_api.router, legacy_voices.router],
     }
     enabled = settings.surfaces.model_dump()
     return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
@@ -98,9 +106,12 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         services.pool.start()
         if settings.tts.preload and settings.surfaces.tts:
             await services.pool.submit(services.engines.load_all)
+        if settings.surfaces.voices:
+            await services.voice_processor.resume()
         try:
             yield
         finally:
+            await services.voice_processor.stop()
             services.pool.stop()
             await services.db.dispose()
 
@@ -116,9 +127,11 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
     app.state.services = services
     install_error_handlers(app)
     install_openapi(app, extra_models=[tts.TtsBody, legacy.LegacyTtsBody])
+    upload_limit = settings.voices.max_upload_bytes
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.http.max_body_bytes,
+        body_limits={"/api/open/v1/voices": upload_limit, "/api/open/create-model": upload_limit},
         trust_client_id=settings.http.trust_client_request_id,
     )
     app.include_router(health.router)

@@ -58,6 +58,7 @@ class SurfaceSettings(BaseModel):
     profile: bool = True
     usage: bool = True
     tts: bool = True
+    voices: bool = True
 
 
 class VersionProfile(BaseModel):
@@ -101,6 +102,22 @@ class TtsSettings(BaseModel):
     versions: dict[str, VersionProfile] = Field(default_factory=_default_versions)
 
 
+class VoiceSettings(BaseModel):
+    """Voices made from reference audio: upload limits, durations, price, conversion."""
+
+    max_files: int = Field(default=20, ge=1, le=100)
+    max_file_bytes: int = Field(default=20 << 20, ge=1024)
+    max_upload_bytes: int = Field(default=100 << 20, ge=1024, description="Whole multipart body.")
+    min_speech_seconds: float = Field(default=3.0, ge=0.5)
+    max_speech_seconds: float = Field(default=300.0, ge=1.0)
+    creation_credits: int = Field(default=100, ge=0, description="Flat price, charged when ready.")
+    base_voices: dict[str, str] = Field(
+        default_factory=lambda: {"en": "en_US-joe-medium"},
+        description="Language → built-in voice that made voices of that language are converted from.",
+    )
+    converter: str = "world"
+
+
 class BootstrapSettings(BaseModel):
     """The first account, created on the first start of an empty database."""
 
@@ -134,6 +151,7 @@ class Settings(BaseSettings):
     bootstrap: BootstrapSettings = BootstrapSettings()
     webhooks: WebhookSettings = WebhookSettings()
     tts: TtsSettings = TtsSettings()
+    voices: VoiceSettings = VoiceSettings()
     tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
 
     @field_validator("tiers")

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgpack
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from openfish.api.handlers import describe_validation_errors
 from openfish.errors import InvalidRequest, UnsupportedMediaType
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _whole_number(value: object) -> object:
+    # JSON Schema counts 3.0 as an integer, so accept it; a string or a boolean is not a number.
+    if isinstance(value, bool | str):
+        raise ValueError("must be a number")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field that takes JSON integers (and integral floats) but never strings or booleans.
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 JSON_TYPES = ("application/json",)
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")

@@ -20,6 +20,8 @@ from openfish.services.readiness import Readiness
 from openfish.services.signing import UrlSigner
 from openfish.services.synthesis import SynthesisService
 from openfish.services.usage import UsageService
+from openfish.services.voice_processing import VoiceProcessor
+from openfish.services.voices import VoiceService
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 from openfish.store.database import Database
@@ -40,6 +42,8 @@ class Services:
     synthesis: SynthesisService
     pool: WorkerPool
     blobs: BlobStore
+    voices: VoiceService
+    voice_processor: VoiceProcessor
     signer: UrlSigner
 
 

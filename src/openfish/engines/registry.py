@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from openfish.config import Settings
-from openfish.engines.base import SpeechEngine, VoiceInfo
+from openfish.engines.base import SpeechEngine, VoiceConverter, VoiceInfo
 
 
 class EngineRegistry:
@@ -11,6 +14,27 @@ class EngineRegistry:
 
     def __init__(self) -> None:
         self._speech: dict[str, SpeechEngine] = {}
+        self._converters: dict[str, VoiceConverter] = {}
+        self._derived: dict[tuple[str, ...], bytes] = {}
+        self._derived_lock = threading.Lock()
+
+    def derived(self, key: tuple[str, ...], make: Callable[[], bytes]) -> bytes:
+        """Data computed once from the engines themselves (e.g. a base voice's speaker profile),
+        kept for as long as the engines are loaded. Blocking: call it from the worker pool."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return self._derived[key]
+
+    def register_converter(self, converter: VoiceConverter) -> None:
+        """Add a voice converter under its own name."""
+        if converter.name in self._converters:
+            raise ValueError(f"converter {converter.name!r} is already registered")
+        self._converters[converter.name] = converter
+
+    def converter(self, name: str) -> VoiceConverter | None:
+        """The voice converter called ``name``, if this server runs it."""
+        return self._converters.get(name)
 
     def register(self, engine: SpeechEngine) -> None:
         """Add an engine under its own name."""
@@ -45,6 +69,7 @@ def build_engines(settings: Settings) -> EngineRegistry:
     from openfish.engines.espeak import EspeakEngine
     from openfish.engines.kokoro import KokoroEngine
     from openfish.engines.piper import PiperEngine
+    from openfish.engines.world import WorldConverter
 
     registry = EngineRegistry()
     registry.register(PiperEngine.bundled())
@@ -53,4 +78,5 @@ def build_engines(settings: Settings) -> EngineRegistry:
         registry.register(KokoroEngine(settings.data_dir / "models"))
     if settings.tts.espeak and EspeakEngine.available():
         registry.register(EspeakEngine())
+    registry.register_converter(WorldConverter())
     return registry

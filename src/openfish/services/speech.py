@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openfish.config import Settings
-from openfish.engines.base import SpeechEngine, SynthesisOptions, VoiceInfo
+from openfish.engines.base import SpeechEngine, SynthesisOptions, VoiceConverter, VoiceInfo
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import InvalidRequest, NotFound
 from openfish.services.language import detect_language
@@ -31,6 +31,17 @@ class TtsRequest:
 
 
 @dataclass(frozen=True)
+class Conversion:
+    """Turning the base voice's audio into a made voice, chunk by chunk."""
+
+    converter: VoiceConverter
+    source: bytes
+    target: bytes
+    #: Identifies the made voice and its profile (for content addresses of stored audio).
+    identity: str
+
+
+@dataclass(frozen=True)
 class SynthesisPlan:
     """Everything needed to make the audio, decided before any work starts."""
 
@@ -44,6 +55,7 @@ class SynthesisPlan:
     gain_db: float
     characters: int
     credits: int
+    conversion: Conversion | None = None
 
 
 class SpeechPlanner:

@@ -10,8 +10,8 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 
 import anyio
 import numpy as np
@@ -22,13 +22,24 @@ from openfish.config import Settings
 from openfish.engines.base import Audio
 from openfish.errors import EngineUnavailable
 from openfish.services.billing import BillingService, ChargeResult
-from openfish.services.speech import SpeechPlanner, SynthesisPlan, TtsRequest
+from openfish.services.speech import Conversion, SpeechPlanner, SynthesisPlan, TtsRequest
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 
 SURFACE = "tts"
 #: Blob store area of rendered TTS audio.
 STORED_AREA = "tts"
+
+
+#: Finds the made voice behind a voice id: (base voice id, conversion), or None for built-ins.
+ConversionResolver = Callable[[str, str], Awaitable[tuple[str, Conversion] | None]]
+
+
+def _converted(plan: SynthesisPlan, audio: Audio) -> Audio:
+    conversion = plan.conversion
+    if conversion is None:
+        return audio
+    return conversion.converter.convert(audio, plan.engine.sample_rate, conversion.source, conversion.target)
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,9 @@ class SynthesisService:
         settings: Settings,
         pool: WorkerPool,
         blobs: BlobStore,
+        conversions: ConversionResolver | None = None,
     ) -> None:
+        self._conversions = conversions
         self._blobs = blobs
         self._planner = planner
         self._billing = billing
@@ -96,8 +109,7 @@ class SynthesisService:
 
     async def start(self, account_id: str, request: TtsRequest, reference: str) -> SpeechStream:
         """Validate, admit and hold credits; the returned body makes the audio as it is read."""
-        # Planning may load an engine on first use: never on the event loop.
-        plan = await self._pool.submit(lambda: self._planner.plan(request))
+        plan = await self._plan(account_id, request)
         if self._active >= self._settings.tts.max_streams:
             raise EngineUnavailable("All synthesis workers are busy; retry shortly.", retry_after=1)
         encoder = make_encoder(plan.format, plan.engine.sample_rate)
@@ -116,7 +128,7 @@ class SynthesisService:
 
         Charged like a streamed request: held first, captured once the audio is stored.
         """
-        plan = await self._pool.submit(lambda: self._planner.plan(request))
+        plan = await self._plan(account_id, request)
         name = stored_name(plan)
         key = f"{STORED_AREA}/{name}"
         reused = await self._pool.submit(lambda: self._blobs.exists(key))
@@ -146,13 +158,24 @@ class SynthesisService:
     def _render_whole(self, plan: SynthesisPlan) -> bytes:
         shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
         parts = [
-            shaper.process(audio)
+            shaper.process(_converted(plan, audio))
             for piece in plan.pieces
             for audio in plan.engine.synthesize(piece, plan.options)
         ]
         parts.append(shaper.flush())
         samples = apply_gain_db(np.concatenate(parts), plan.gain_db)
         return encode_complete(samples, plan.format, plan.engine.sample_rate)
+
+    async def _plan(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
+        conversion = None
+        if request.voice_id and self._conversions is not None:
+            resolved = await self._conversions(account_id, request.voice_id)
+            if resolved is not None:
+                base_voice, conversion = resolved
+                request = replace(request, voice_id=base_voice)
+        # Planning may load an engine on first use: never on the event loop.
+        plan = await self._pool.submit(lambda: self._planner.plan(request))
+        return replace(plan, conversion=conversion) if conversion else plan
 
     async def settle(self, reference: str) -> None:
         """Release the hold if its stream never finished (idempotent; safe after capture)."""
@@ -188,7 +211,7 @@ class SynthesisService:
         rate = plan.engine.sample_rate
 
         def shaped(audio: Audio) -> Audio:
-            return apply_gain_db(shaper.process(audio), plan.gain_db)
+            return apply_gain_db(shaper.process(_converted(plan, audio)), plan.gain_db)
 
         def job(index: int) -> Callable[[], tuple[bytes, int]]:
             def run() -> tuple[bytes, int]:

@@ -30,6 +30,14 @@ class BlobStore(Protocol):
         """A file the server can stream the blob from, if this store keeps blobs locally."""
         ...
 
+    def get(self, key: str) -> bytes:
+        """The blob's bytes; FileNotFoundError if there is none."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the blob if it exists."""
+        ...
+
 
 def check_key(key: str) -> str:
     """``key`` if it is a safe ``area/name.ext`` key (no traversal, no odd characters)."""
@@ -67,3 +75,9 @@ class LocalBlobStore:
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -128,3 +129,30 @@ class CreditHold(Base):
     quota_period: Mapped[str] = mapped_column(String(7))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Voice(Base):
+    """A voice made from an account's reference audio."""
+
+    __tablename__ = "voices"
+    __table_args__ = (Index("ix_voices_visibility_status", "visibility", "status"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    #: "private" (owner only), "unlist" (anyone with the id), "public" (listed for everyone).
+    visibility: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(16))
+    #: "processing" → "ready" | "failed".
+    status: Mapped[str] = mapped_column(String(16))
+    failure_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    #: The built-in voice the conversion starts from, and the converter that moves it.
+    base_voice: Mapped[str] = mapped_column(String(200))
+    converter: Mapped[str] = mapped_column(String(40))
+    reference_count: Mapped[int] = mapped_column(Integer)
+    speech_seconds: Mapped[float] = mapped_column(Float)
+    transcripts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,157 @@
+"""Voices: ``/api/open/v1/voices`` — create from reference audio, list, get, delete."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from openfish.api.deps import CurrentAccount, Services, ServicesDep
+from openfish.api.envelopes import error_responses
+from openfish.services.voice_uploads import Upload, check_uploads
+from openfish.services.voices import VoiceView
+
+router = APIRouter(prefix="/api/open/v1", tags=["voices"])
+
+Visibility = Literal["private", "unlist", "public"]
+
+
+class VoiceOut(BaseModel):
+    """A voice: built-in (provider = its engine) or made from reference audio (provider ``custom``)."""
+
+    id: str
+    name: str
+    provider: str = Field(examples=["custom", "piper", "kokoro", "espeak"])
+    language: str
+    description: str
+    visibility: str
+    status: str = Field(description="processing, ready or failed; built-in voices are ready.")
+    failureReason: str | None
+    isPersonal: bool = Field(description="Whether the calling account made this voice.")
+    speechSeconds: float | None = Field(description="Seconds of speech in the reference audio.")
+    createdAt: datetime | None
+    updatedAt: datetime | None
+
+
+class VoiceList(BaseModel):
+    """One page of voices."""
+
+    total: int
+    page: int
+    pageSize: int
+    totalPages: int
+    items: list[VoiceOut]
+
+
+def voice_out(view: VoiceView) -> VoiceOut:
+    """The wire shape of a voice."""
+    record = view.record
+    return VoiceOut(
+        id=view.id,
+        name=view.name,
+        provider=view.provider,
+        language=view.language,
+        description=view.description,
+        visibility=view.visibility,
+        status=view.status,
+        failureReason=view.failure_reason,
+        isPersonal=view.is_personal,
+        speechSeconds=record.speech_seconds if record else None,
+        createdAt=record.created_at if record else None,
+        updatedAt=record.updated_at if record else None,
+    )
+
+
+async def create_voice(
+    services: Services,
+    account_id: str,
+    *,
+    name: str,
+    description: str,
+    visibility: str,
+    language: str,
+    files: list[UploadFile],
+    transcripts: list[str],
+) -> VoiceView:
+    """Check the uploads, store the voice and start its analysis (shared with the legacy path)."""
+    uploads = [Upload(filename=file.filename or "", data=await file.read()) for file in files]
+    rules = services.settings.voices
+    references = await services.pool.submit(lambda: check_uploads(uploads, rules))
+    voice = await services.voices.create(
+        account_id,
+        name=name,
+        description=description,
+        visibility=visibility,
+        language=language,
+        references=references,
+        transcripts=transcripts,
+    )
+    services.voice_processor.schedule(voice.id)
+    return await services.voices.get(account_id, voice.id)
+
+
+@router.post("/voices", status_code=201, response_model=VoiceOut, responses=error_responses(402, 415, 422))
+async def create(
+    principal: CurrentAccount,
+    services: ServicesDep,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    audio_files: Annotated[
+        list[UploadFile], File(alias="audioFiles", description="1-20 reference recordings of one speaker.")
+    ],
+    description: Annotated[str, Form(max_length=2000)] = "",
+    visibility: Annotated[Visibility, Form()] = "private",
+    language: Annotated[str, Form(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")] = "en",
+    transcripts: Annotated[list[str] | None, Form(description="Optional transcript per file.")] = None,
+) -> VoiceOut:
+    """Make a voice from reference audio; it is ``processing`` until its analysis is done."""
+    view = await create_voice(
+        services,
+        principal.account_id,
+        name=name,
+        description=description,
+        visibility=visibility,
+        language=language,
+        files=audio_files,
+        transcripts=transcripts or [],
+    )
+    return voice_out(view)
+
+
+@router.get("/voices", response_model=VoiceList, responses=error_responses())
+async def list_voices(
+    principal: CurrentAccount,
+    services: ServicesDep,
+    provider: Annotated[
+        str | None, Query(max_length=40, description="custom, piper, kokoro, espeak…")
+    ] = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> VoiceList:
+    """The account's voices and public ones, then the built-in voices."""
+    page = await services.voices.page(
+        principal.account_id, provider=provider, search=search, limit=limit, offset=offset
+    )
+    return VoiceList(
+        total=page.total,
+        page=offset // limit + 1,
+        pageSize=limit,
+        totalPages=math.ceil(page.total / limit),
+        items=[voice_out(view) for view in page.items],
+    )
+
+
+@router.get("/voices/{voice_id}", response_model=VoiceOut, responses=error_responses(404))
+async def get_voice(voice_id: str, principal: CurrentAccount, services: ServicesDep) -> VoiceOut:
+    """One voice, if the account may see it."""
+    return voice_out(await services.voices.get(principal.account_id, voice_id))
+
+
+@router.delete("/voices/{voice_id}", status_code=204, responses=error_responses(404))
+async def delete_voice(voice_id: str, principal: CurrentAccount, services: ServicesDep) -> Response:
+    """Delete one of the account's voices with its reference audio and profile."""
+    await services.voices.delete(principal.account_id, voice_id)
+    return Response(status_code=204)

@@ -1,0 +1,33 @@
+"""Changing the sample rate of mono float audio (FFmpeg's resampler through PyAV)."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+Samples = npt.NDArray[np.float32]
+
+
+def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:
+    """``samples`` at ``to_rate``; the same array when the rates already match."""
+    if from_rate == to_rate or samples.size == 0:
+        return samples.astype(np.float32, copy=False)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono")
+    frame.sample_rate = from_rate
+    parts = [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+    parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
+
+
+def speech_seconds(samples: Samples, sample_rate: int) -> float:
+    """Seconds of ``samples`` that carry sound: 30 ms frames within 35 dB of the loudest frame
+    and above -50 dBFS (a plain energy gate; enough to tell speech from silence or hiss)."""
+    frame = max(1, int(0.03 * sample_rate))
+    usable = samples[: samples.size - samples.size % frame]
+    if usable.size == 0:
+        return 0.0
+    levels = 10 * np.log10(np.mean(np.square(usable.reshape(-1, frame)), axis=1) + 1e-12)
+    threshold = max(-50.0, float(levels.max()) - 35.0)
+    return float(np.count_nonzero(levels > threshold)) * frame / sample_rate
