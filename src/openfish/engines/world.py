@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 import pyworld as pw
 
+from openfish.audio.resample import resample_exact
 from openfish.engines.base import Audio
-from openfish.engines.speaker import resample
 
 F64 = npt.NDArray[np.float64]
 
@@ -166,7 +166,7 @@ class WorldConverter:
         log_f0: list[F64] = []
         envelopes: list[F64] = []
         for clip in clips:
-            x = resample(np.nan_to_num(np.asarray(clip, dtype=np.float32)), sample_rate, SAMPLE_RATE)
+            x = resample_exact(np.nan_to_num(np.asarray(clip, dtype=np.float32)), sample_rate, SAMPLE_RATE)
             if x.size < FFT_SIZE:
                 continue
             f0, sp, _ = _world(x.astype(np.float64))
@@ -191,12 +191,12 @@ class WorldConverter:
         """``audio`` of ``source``, made to sound like ``target``: same rate, length and loudness."""
         plan = self._plan(source, target)
         x = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1))
-        native = resample(x, sample_rate, SAMPLE_RATE).astype(np.float64)
+        native = resample_exact(x, sample_rate, SAMPLE_RATE).astype(np.float64)
         if native.size < FFT_SIZE or np.max(np.abs(native)) < 1e-4:
             return x.copy()
         y = self._convert_native(native, plan)
         y *= np.sqrt(np.mean(native**2) / (np.mean(y**2) + 1e-12))
-        out = resample(y.astype(np.float32), SAMPLE_RATE, sample_rate)
+        out = resample_exact(y.astype(np.float32), SAMPLE_RATE, sample_rate)
         out = np.pad(out[: x.size], (0, max(0, x.size - out.size)))
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
