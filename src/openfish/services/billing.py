@@ -8,7 +8,8 @@ finds the first one and changes nothing. The ledger of an account always sums to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,6 +75,16 @@ class BillingService:
         used = account.quota_used if account.quota_period == quota_period(self._clock()) else 0
         return max(0, min(quota - used, account.credits))
 
+    @asynccontextmanager
+    async def _transaction(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        # Callers that must move money together with their own rows (a job and its hold) pass their
+        # transaction; otherwise each operation is a transaction of its own.
+        if session is not None:
+            yield session
+        else:
+            async with self._db.transaction() as own:
+                yield own
+
     async def charge(
         self, account_id: str, amount: int, *, reference: str, surface: str, units: int = 0
     ) -> ChargeResult:
@@ -81,17 +92,26 @@ class BillingService:
         return await self._debit("charge", account_id, amount, reference, surface, units)
 
     async def hold(
-        self, account_id: str, amount: int, *, reference: str, surface: str, units: int = 0
+        self,
+        account_id: str,
+        amount: int,
+        *,
+        reference: str,
+        surface: str,
+        units: int = 0,
+        session: AsyncSession | None = None,
     ) -> ChargeResult:
         """Set ``amount`` credits aside for async work; a repeat returns the first hold."""
-        return await self._debit("hold", account_id, amount, reference, surface, units)
+        return await self._debit("hold", account_id, amount, reference, surface, units, session)
 
-    async def capture(self, reference: str, amount: int | None = None) -> HoldState:
+    async def capture(
+        self, reference: str, amount: int | None = None, *, session: AsyncSession | None = None
+    ) -> HoldState:
         """Turn a hold into a charge of ``amount`` (default: all of it), refunding the rest.
 
         Capturing or releasing a hold that is already settled changes nothing.
         """
-        async with self._db.transaction() as session:
+        async with self._transaction(session) as session:
             hold = await self._settle(session, reference, HOLD_CAPTURED)
             if hold is None:
                 return await self._hold_state(session, reference)
@@ -103,9 +123,9 @@ class BillingService:
             )
             return HoldState(reference, hold.account_id, hold.amount, HOLD_CAPTURED)
 
-    async def release(self, reference: str) -> HoldState:
+    async def release(self, reference: str, *, session: AsyncSession | None = None) -> HoldState:
         """Return a held amount in full; a repeat, or a release after capture, changes nothing."""
-        async with self._db.transaction() as session:
+        async with self._transaction(session) as session:
             hold = await self._settle(session, reference, HOLD_RELEASED)
             if hold is None:
                 return await self._hold_state(session, reference)
@@ -132,12 +152,19 @@ class BillingService:
             return await self._balance(session, account_id)
 
     async def _debit(
-        self, kind: str, account_id: str, amount: int, reference: str, surface: str, units: int
+        self,
+        kind: str,
+        account_id: str,
+        amount: int,
+        reference: str,
+        surface: str,
+        units: int,
+        outer: AsyncSession | None = None,
     ) -> ChargeResult:
         if amount < 0:
             raise InvalidRequest("a charge cannot be negative")
         period = quota_period(self._clock())
-        async with self._db.transaction() as session:
+        async with self._transaction(outer) as session:
             account = await session.get(Account, account_id)
             if account is None:
                 raise NotFound(f"account {account_id} does not exist")
