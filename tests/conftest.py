@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,55 @@ async def harness(harness_factory: Callable[..., Any]) -> Harness:
 async def caller(harness: Harness) -> Caller:
     """A pro-tier account with 1000 credits and a token."""
     return await harness.new_caller()
+
+
+@dataclass
+class Captured:
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A minimal HTTP/1.1 server that records each request and answers scripted statuses."""
+
+    statuses: list[int] = field(default_factory=list)
+    delay: float = 0.0
+    requests: list[Captured] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    port: int = 0
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/hook"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            method, target, _ = head[0].split(" ", 2)
+            pairs = (line.split(":", 1) for line in head[1:] if line)
+            headers = {name.strip().lower(): value.strip() for name, value in pairs}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.requests.append(Captured(method, target, headers, body))
+            self.arrived.set()
+            await asyncio.sleep(self.delay)
+            status = self.statuses.pop(0) if self.statuses else 200
+            location = "Location: http://elsewhere.example/\r\n" if 300 <= status < 400 else ""
+            head_out = f"HTTP/1.1 {status} X\r\n{location}Content-Length: 4\r\nConnection: close\r\n\r\n"
+            writer.write(head_out.encode() + b"nope")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client hung up; nothing to record
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recorder = Receiver()
+    server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0)
+    recorder.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield recorder

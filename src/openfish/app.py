@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,26 +12,34 @@ from fastapi import APIRouter, FastAPI
 
 from openfish import __version__
 from openfish.api import audio, health, legacy, legacy_voices, profile, tts, usage
+from openfish.api import tts_jobs as tts_jobs_api
 from openfish.api import voices as voices_api
 from openfish.api.deps import Services
 from openfish.api.handlers import install_error_handlers
 from openfish.api.schema import install_openapi
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry, build_engines
+from openfish.jobs.queue import SqlJobQueue
+from openfish.jobs.worker import JobWorker
 from openfish.middleware import RequestContextMiddleware
 from openfish.services.accounts import AccountService
 from openfish.services.billing import BillingService
+from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
 from openfish.services.readiness import Readiness
 from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
+from openfish.services.tts_jobs import TtsJobService
 from openfish.services.usage import UsageService
 from openfish.services.voice_processing import VoiceProcessor
 from openfish.services.voices import VoiceService
+from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import LocalBlobStore
 from openfish.store.database import Database
+
+MAINTENANCE_SECONDS = 600.0
 
 
 def build_services(settings: Settings, engines: EngineRegistry | None = None) -> Services:
@@ -49,6 +59,11 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     blobs = LocalBlobStore(settings.data_dir / "blobs")
     voices = VoiceService(db, settings, billing, engines, blobs, pool)
     processor = VoiceProcessor(db, settings, billing, engines, blobs, pool, voices)
+    synthesis = SynthesisService(planner, billing, settings, pool, blobs, processor.conversion_for)
+    signer = UrlSigner(settings.data_dir / "secret.key")
+    queue = SqlJobQueue(db)
+    webhooks = WebhookService(db, settings)
+    tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
     services = Services(
         settings=settings,
         db=db,
@@ -58,18 +73,49 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         limiter=RequestLimiter(),
         readiness=Readiness(),
         engines=engines,
-        synthesis=SynthesisService(planner, billing, settings, pool, blobs, processor.conversion_for),
+        synthesis=synthesis,
         pool=pool,
         blobs=blobs,
         voices=voices,
         voice_processor=processor,
-        signer=UrlSigner(settings.data_dir / "secret.key"),
+        signer=signer,
+        jobs=queue,
+        tts_jobs=tts_jobs,
+        idempotency=IdempotencyService(db, settings),
+        webhooks=webhooks,
+        job_worker=JobWorker(
+            db,
+            queue,
+            {"tts": tts_jobs.run},
+            tts_jobs.settle,
+            concurrency=settings.jobs.worker_concurrency,
+            lease_seconds=settings.jobs.lease_seconds,
+        ),
     )
     services.readiness.add("database", db.ping)
     if settings.tts.preload:
         # With lazy loading a model comes in on first use, so an unloaded engine is not "unready".
         services.readiness.add("engines", lambda: _engines_loaded(engines))
     return services
+
+
+async def run_background(services: Services, stop: asyncio.Event, *, worker: bool) -> None:
+    """The server's (or ``openfish worker``'s) background loops until ``stop``: the job worker,
+    webhook deliveries, and expiry of idempotency keys."""
+    loops = [services.webhooks.run(stop), _maintenance(services, stop)]
+    if worker:
+        loops.append(services.job_worker.run(stop))
+    try:
+        await asyncio.gather(*loops)
+    finally:
+        await services.webhooks.aclose()
+
+
+async def _maintenance(services: Services, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await services.idempotency.purge_expired()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
 
 
 async def _engines_loaded(engines: EngineRegistry) -> None:
@@ -87,7 +133,7 @@ def _surface_routers(settings: Settings) -> list[APIRouter]:
     available = {
         "profile": [profile.router],
         "usage": [usage.router],
-        "tts": [tts.router, legacy.router, audio.router],
+        "tts": [tts.router, tts_jobs_api.router, legacy.router, audio.router],
         "voices": [voices_api.router, legacy_voices.router],
     }
     enabled = settings.surfaces.model_dump()
@@ -108,9 +154,14 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
             await services.pool.submit(services.engines.load_all)
         if settings.surfaces.voices:
             await services.voice_processor.resume()
+        stop = asyncio.Event()
+        worker = settings.jobs.embedded_worker and settings.surfaces.tts
+        background = asyncio.create_task(run_background(services, stop, worker=worker))
         try:
             yield
         finally:
+            stop.set()
+            await background
             await services.voice_processor.stop()
             services.pool.stop()
             await services.db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from openfish.api.deps import Services
-from openfish.app import build_services, create_app
+from openfish.app import build_services, create_app, run_background
 from openfish.cli_tts import tts
 from openfish.config import Settings
 from openfish.errors import OpenfishError
@@ -96,6 +97,36 @@ def serve(
 
 
 app.command("tts")(tts)
+
+
+@app.command()
+def worker() -> None:
+    """Run jobs (and webhook deliveries) against the configured database until SIGINT/SIGTERM.
+
+    Any number of workers may run beside ``openfish serve`` (set ``OPENFISH_JOBS__EMBEDDED_WORKER=false``
+    there to leave all jobs to them); each claims jobs with a lease, so none runs twice at once.
+    """
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        services = build_services(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await services.db.migrate()
+        services.signer.load_or_create()
+        services.pool.start()
+        try:
+            await services.pool.submit(services.engines.load_all)
+            console.print(f"openfish worker {services.job_worker.name} running")
+            await run_background(services, stop, worker=True)
+        finally:
+            services.pool.stop()
+            await services.db.dispose()
+
+    asyncio.run(run())
 
 
 @accounts_app.command("create")

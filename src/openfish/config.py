@@ -118,6 +118,16 @@ class VoiceSettings(BaseModel):
     converter: str = "world"
 
 
+class JobSettings(BaseModel):
+    """Async jobs: attempts, leases, the worker inside ``openfish serve``, idempotency keys."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    lease_seconds: float = Field(default=30.0, ge=2.0)
+    embedded_worker: bool = Field(default=True, description="Run a worker inside `openfish serve`.")
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+
+
 class BootstrapSettings(BaseModel):
     """The first account, created on the first start of an empty database."""
 
@@ -128,11 +138,20 @@ class BootstrapSettings(BaseModel):
 
 
 class WebhookSettings(BaseModel):
-    """Rules for the webhook URL an account may register."""
+    """Rules for the webhook URL an account may register, and how events are delivered to it."""
 
     allow_http: bool = False
     allow_private_targets: bool = False
     max_url_length: int = Field(default=2048, ge=16)
+    max_attempts: int = Field(default=8, ge=1, le=50, description="Attempts before a delivery fails.")
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Deadline of one attempt: resolve, connect, send, read."
+    )
+    retry_base_seconds: float = Field(default=10.0, gt=0, description="Wait after the first failure.")
+    retry_max_seconds: float = Field(default=3600.0, gt=0, description="Cap of the doubling wait.")
+    max_response_bytes: int = Field(
+        default=64 << 10, ge=0, description="Most of a receiver's answer read before hanging up."
+    )
 
 
 class Settings(BaseSettings):
@@ -152,6 +171,10 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     tts: TtsSettings = TtsSettings()
     voices: VoiceSettings = VoiceSettings()
+    jobs: JobSettings = JobSettings()
+    public_url: str | None = Field(
+        default=None, description="Base URL clients reach this server at (for URLs in webhooks)."
+    )
     tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
 
     @field_validator("tiers")
@@ -166,6 +189,11 @@ class Settings(BaseSettings):
         if self.bootstrap.tier not in self.tiers:
             raise ValueError(f"bootstrap.tier {self.bootstrap.tier!r} is not a configured tier")
         return self
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` or the address the server listens on, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def database_url(self) -> str:

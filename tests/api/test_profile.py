@@ -79,3 +79,18 @@ async def test_profile_belongs_to_the_token_holder(harness: Harness, caller: Cal
     theirs = (await harness.client.get("/api/open/v1/profile", headers=other.headers)).json()
     assert mine["user_id"] != theirs["user_id"]
     assert theirs == {**theirs, "user_id": other.account_id, "credits": 7, "tier": "free"}
+
+
+async def test_setting_a_webhook_reveals_its_stable_signing_secret(harness: Harness, caller: Caller) -> None:
+    assert (await harness.client.get("/api/open/v1/profile", headers=caller.headers)).json()[
+        "webhookSecret"
+    ] is None
+    url = {"webhookUrl": "https://hooks.example.com/a"}
+    first = (await harness.client.post("/api/open/v1/profile", headers=caller.headers, json=url)).json()
+    assert first["webhookSecret"].startswith("whsec_")
+    again = (await harness.client.post("/api/open/v1/profile", headers=caller.headers, json=url)).json()
+    shown = (await harness.client.get("/api/open/v1/profile", headers=caller.headers)).json()
+    assert first["webhookSecret"] == again["webhookSecret"] == shown["webhookSecret"]
+    other = await harness.new_caller()
+    theirs = (await harness.client.post("/api/open/v1/profile", headers=other.headers, json=url)).json()
+    assert theirs["webhookSecret"] != first["webhookSecret"]

@@ -15,10 +15,12 @@ from fastapi.responses import FileResponse
 from openfish.api.deps import ServicesDep
 from openfish.errors import ErrorBody, NotFound
 from openfish.services.synthesis import STORED_AREA
+from openfish.services.tts_jobs import JOB_AREA
 
 router = APIRouter(prefix="/api/open/v1", tags=["tts"])
 
-_NAME = re.compile(r"^[0-9a-f]{64}_(\d{4,6})\.(mp3|wav|pcm|opus)$")
+# Stored TTS audio is named by content hash; job audio by job id.
+_NAME = re.compile(r"^(?:[0-9a-f]{64}|job_[0-9a-f]{32})_(\d{4,6})\.(mp3|wav|pcm|opus)$")
 _MEDIA_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "audio/pcm", "opus": "audio/ogg"}
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -42,12 +44,13 @@ async def stored_audio(
     expires: Annotated[int, Query(description="Expiry, Unix seconds.")],
     sig: Annotated[str, Query(max_length=100, description="The URL's signature.")],
 ) -> FileResponse:
-    """The audio a ``cache=true`` TTS request stored, while its URL is valid."""
+    """The audio a ``cache=true`` TTS request or a TTS job stored, while its URL is valid."""
     match = _NAME.match(name)
     if match is None:
         raise NotFound("No such audio.")
     services.signer.verify(name, expires, sig)
-    path = services.blobs.local_path(f"{STORED_AREA}/{name}")
+    area = JOB_AREA if name.startswith("job_") else STORED_AREA
+    path = services.blobs.local_path(f"{area}/{name}")
     if path is None:
         raise NotFound("No such audio.")
     rate, fmt = match.groups()

@@ -13,15 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import Unauthorized
+from openfish.jobs.queue import SqlJobQueue
+from openfish.jobs.worker import JobWorker
 from openfish.services.accounts import AccountService, Principal
 from openfish.services.billing import BillingService
+from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
 from openfish.services.readiness import Readiness
 from openfish.services.signing import UrlSigner
 from openfish.services.synthesis import SynthesisService
+from openfish.services.tts_jobs import TtsJobService
 from openfish.services.usage import UsageService
 from openfish.services.voice_processing import VoiceProcessor
 from openfish.services.voices import VoiceService
+from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 from openfish.store.database import Database
@@ -44,6 +49,16 @@ class Services:
     blobs: BlobStore
     voices: VoiceService
     voice_processor: VoiceProcessor
+    jobs: SqlJobQueue
+    tts_jobs: TtsJobService
+    idempotency: IdempotencyService
+    webhooks: WebhookService
+    job_worker: JobWorker
+
+    def job_worker_wake(self) -> None:
+        """Tell the embedded worker a job was queued (a separate worker finds it by polling)."""
+        self.job_worker.wake()
+
     signer: UrlSigner
 
 

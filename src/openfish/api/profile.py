@@ -24,6 +24,9 @@ class Profile(BaseModel):
         "capped by the balance."
     )
     webhookUrl: str | None = Field(description="Where job notifications are sent, if set.")
+    webhookSecret: str | None = Field(
+        description="Key of the HMAC-SHA256 signature on webhook deliveries (set with the webhook)."
+    )
     features: dict[str, bool] = Field(description="Rollout flags, e.g. realtime_tts.")
 
 
@@ -44,6 +47,7 @@ def _profile(services: ServicesDep, account: Account) -> Profile:
         credits=account.credits,
         api_quota_remaining=services.billing.quota_remaining(account),
         webhookUrl=account.webhook_url,
+        webhookSecret=account.webhook_secret if account.webhook_url else None,
         features={name: bool(on) for name, on in account.features.items()},
     )
 
@@ -64,4 +68,7 @@ async def update_profile(update: ProfileUpdate, principal: CurrentAccount, servi
     if url is not None:
         url = validate_webhook_url(url, services.settings.webhooks)
     account = await services.accounts.set_webhook(principal.account_id, url)
+    if url is not None:
+        await services.webhooks.secret_for(principal.account_id)
+        account = await services.accounts.get_account(principal.account_id)
     return _profile(services, account)

@@ -109,7 +109,7 @@ class SynthesisService:
 
     async def start(self, account_id: str, request: TtsRequest, reference: str) -> SpeechStream:
         """Validate, admit and hold credits; the returned body makes the audio as it is read."""
-        plan = await self._plan(account_id, request)
+        plan = await self.plan(account_id, request)
         if self._active >= self._settings.tts.max_streams:
             raise EngineUnavailable("All synthesis workers are busy; retry shortly.", retry_after=1)
         encoder = make_encoder(plan.format, plan.engine.sample_rate)
@@ -128,7 +128,7 @@ class SynthesisService:
 
         Charged like a streamed request: held first, captured once the audio is stored.
         """
-        plan = await self._plan(account_id, request)
+        plan = await self.plan(account_id, request)
         name = stored_name(plan)
         key = f"{STORED_AREA}/{name}"
         reused = await self._pool.submit(lambda: self._blobs.exists(key))
@@ -142,7 +142,7 @@ class SynthesisService:
             if not reused:
                 self._active += 1
                 try:
-                    data = await self._pool.submit(lambda: self._render_whole(plan))
+                    data = await self.render_audio(plan)
                     await self._pool.submit(lambda: self._blobs.put(key, data))
                 finally:
                     self._active -= 1
@@ -155,6 +155,10 @@ class SynthesisService:
                     await self._billing.release(reference)
         return StoredSpeech(plan=plan, name=name, hold=hold, reused=reused)
 
+    async def render_audio(self, plan: SynthesisPlan) -> bytes:
+        """The whole audio of ``plan``, encoded, made in the worker pool (no billing here)."""
+        return await self._pool.submit(lambda: self._render_whole(plan))
+
     def _render_whole(self, plan: SynthesisPlan) -> bytes:
         shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
         parts = [
@@ -166,7 +170,8 @@ class SynthesisService:
         samples = apply_gain_db(np.concatenate(parts), plan.gain_db)
         return encode_complete(samples, plan.format, plan.engine.sample_rate)
 
-    async def _plan(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
+    async def plan(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
+        """Everything about a request decided and checked (voice access included); nothing made yet."""
         conversion = None
         if request.voice_id and self._conversions is not None:
             resolved = await self._conversions(account_id, request.voice_id)

@@ -1,14 +1,27 @@
-"""Rules for webhook targets. Delivery re-checks the resolved address; this checks the URL."""
+"""Rules for webhook targets and the signature on deliveries.
+
+Registration checks the URL; delivery re-checks it, checks every resolved address and connects to
+the address it checked (:func:`pinned_request`). :func:`sign` and :func:`verify` are the HMAC scheme
+receivers check and :func:`backoff_seconds` the retry schedule (see ``docs/api.md``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import secrets
+import time
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from openfish.config import WebhookSettings
 from openfish.errors import InvalidRequest
 
 _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+_random = secrets.SystemRandom()
 
 
 def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -52,3 +65,56 @@ def _is_internal_host(host: str) -> bool:
         lowered = host.lower()
         return lowered == "localhost" or lowered.endswith(_INTERNAL_SUFFIXES) or "." not in lowered
     return not is_public_address(address)
+
+
+def sign(secret: str, timestamp: int, body: bytes | str) -> str:
+    """The ``X-Openfish-Signature`` value: ``t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``."""
+    raw = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(
+    secret: str, header: str, body: bytes | str, tolerance_seconds: int = 300, now: float | None = None
+) -> bool:
+    """Whether ``header`` signs ``body`` with ``secret`` within ``tolerance_seconds`` of ``now``."""
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isascii() and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_seconds:
+        return False
+    expected = sign(secret, timestamp, body).partition(",v1=")[2].encode()
+    return any(hmac.compare_digest(expected, value.encode()) for value in candidates)
+
+
+def pinned_request(url: str, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The URL aimed at ``address``, its ``Host`` header and the extensions that keep TLS on the name."""
+    original = httpx.URL(url)
+    host = original.raw_host.decode("ascii")
+    target = original.copy_with(host=address)
+    extensions: dict[str, Any] = {}
+    if original.scheme == "https" and not _is_ip_literal(host):
+        extensions["sni_hostname"] = host
+    return target, {"Host": original.netloc.decode("ascii")}, extensions
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def backoff_seconds(attempts: int, base: float, cap: float) -> float:
+    """Wait after the ``attempts``-th failure: ``base × 2^(attempts-1)``, capped, ±10 % jitter."""
+    delay = min(cap, base * 2.0 ** min(max(attempts - 1, 0), 30))
+    return delay * _random.uniform(0.9, 1.1)

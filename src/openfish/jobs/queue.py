@@ -1,0 +1,212 @@
+"""The job queue: enqueue, claim with a lease, heartbeat, finish — every change conditional.
+
+A claim takes a queued job, or a processing one whose lease has expired (its worker died), and
+bumps ``attempt``. Every later change is an ``UPDATE ... WHERE id AND attempt AND status`` (and
+lease owner), so a worker that lost its lease can never overwrite the work of the one that took
+over. This embedded implementation runs on the same database as everything else (SQLite by
+default); the ``JobQueue`` Protocol leaves room for a dedicated queue later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openfish.store.database import Database
+from openfish.store.models import Job, utcnow
+
+QUEUED, PROCESSING, SUCCEEDED, FAILED, CANCELED = "queued", "processing", "succeeded", "failed", "canceled"
+TERMINAL = (SUCCEEDED, FAILED, CANCELED)
+
+
+class JobQueue(Protocol):
+    """What workers and services need from a job queue."""
+
+    async def claim(self, worker: str, kinds: Sequence[str], lease_seconds: float) -> Job | None:
+        """Take the oldest runnable job of ``kinds``, or None."""
+        ...
+
+    async def heartbeat(self, job: Job, worker: str, lease_seconds: float) -> bool:
+        """Extend the lease; False if the job is no longer this worker's."""
+        ...
+
+    async def finish(
+        self,
+        job: Job,
+        worker: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> bool:
+        """Move the job to a terminal status; False if it is no longer this worker's."""
+        ...
+
+
+class SqlJobQueue:
+    """The embedded queue: jobs are rows; claims are conditional updates."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    def new_job(
+        self,
+        *,
+        job_id: str,
+        account_id: str,
+        kind: str,
+        payload: dict[str, Any],
+        credits: int,
+        max_attempts: int,
+    ) -> Job:
+        """A queued job row, to be added in the caller's transaction (with its credit hold)."""
+        now = self._clock()
+        return Job(
+            id=job_id,
+            account_id=account_id,
+            kind=kind,
+            status=QUEUED,
+            payload=payload,
+            attempt=0,
+            max_attempts=max_attempts,
+            run_after=now,
+            credits=credits,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def claim(self, worker: str, kinds: Sequence[str], lease_seconds: float) -> Job | None:
+        now = self._clock()
+        runnable = and_(
+            Job.kind.in_(kinds),
+            Job.attempt < Job.max_attempts,
+            or_(
+                and_(Job.status == QUEUED, Job.run_after <= now),
+                and_(Job.status == PROCESSING, Job.lease_expires_at < now),
+            ),
+        )
+        for _ in range(5):  # another worker may win the race for a candidate: try the next one
+            async with self._db.session() as session:
+                candidate = await session.scalar(
+                    select(Job).where(runnable).order_by(Job.created_at, Job.id).limit(1)
+                )
+            if candidate is None:
+                return None
+            async with self._db.transaction() as session:
+                result = await session.execute(
+                    update(Job)
+                    .where(Job.id == candidate.id, Job.attempt == candidate.attempt, runnable)
+                    .values(
+                        status=PROCESSING,
+                        attempt=candidate.attempt + 1,
+                        lease_owner=worker,
+                        lease_expires_at=now + timedelta(seconds=lease_seconds),
+                        started_at=now,
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    return await session.get(Job, candidate.id, populate_existing=True)
+        return None
+
+    async def exhausted(self) -> list[Job]:
+        """Processing jobs whose lease expired after their last allowed attempt (to be failed)."""
+        now = self._clock()
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(Job).where(
+                    Job.status == PROCESSING, Job.lease_expires_at < now, Job.attempt >= Job.max_attempts
+                )
+            )
+            return list(rows)
+
+    async def heartbeat(self, job: Job, worker: str, lease_seconds: float) -> bool:
+        now = self._clock()
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Job)
+                .where(self._mine(job, worker))
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def finish(
+        self,
+        job: Job,
+        worker: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> bool:
+        if status not in TERMINAL:
+            raise ValueError(f"{status} is not a terminal status")
+        now = self._clock()
+        statement = (
+            update(Job)
+            .where(self._mine(job, worker))
+            .values(
+                status=status,
+                result=result,
+                error=error,
+                finished_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if session is not None:
+            outcome = await session.execute(statement)
+        else:
+            async with self._db.transaction() as own:
+                outcome = await own.execute(statement)
+        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def give_up(self, job: Job, error: str, session: AsyncSession) -> bool:
+        """Fail a job whose every attempt died (no worker holds it any more)."""
+        now = self._clock()
+        outcome = await session.execute(
+            update(Job)
+            .where(
+                Job.id == job.id,
+                Job.attempt == job.attempt,
+                Job.status == PROCESSING,
+                Job.lease_expires_at < now,
+            )
+            .values(
+                status=FAILED,
+                error=error,
+                finished_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def cancel(self, job_id: str, account_id: str, session: AsyncSession) -> bool:
+        """Cancel a job that has not started; False if it is not queued (or not the account's)."""
+        now = self._clock()
+        outcome = await session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.account_id == account_id, Job.status == QUEUED)
+            .values(status=CANCELED, finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    def _mine(self, job: Job, worker: str) -> Any:
+        return and_(
+            Job.id == job.id, Job.attempt == job.attempt, Job.status == PROCESSING, Job.lease_owner == worker
+        )

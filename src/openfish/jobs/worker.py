@@ -1,0 +1,136 @@
+"""Workers: claim jobs, run their handlers with a heartbeat, settle the outcome atomically.
+
+A job's terminal status and its consequences (credits captured or released, the webhook event
+queued) are written in one transaction, so a crash leaves either the job still running (its lease
+expires and another worker runs it again) or everything settled — never half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openfish.jobs.queue import FAILED, SUCCEEDED, SqlJobQueue
+from openfish.store.database import Database
+from openfish.store.models import Job
+
+logger = logging.getLogger("openfish.jobs")
+
+#: Runs a job; returns its result. Raise JobFailed for a failure that retrying would not fix.
+JobHandler = Callable[[Job], Awaitable[dict[str, Any]]]
+#: Called inside the transaction that makes a job terminal: settle credits, queue the webhook.
+SettleHook = Callable[[Job, str, dict[str, Any] | None, str | None, AsyncSession], Awaitable[None]]
+
+
+class JobFailed(Exception):
+    """The job cannot succeed (bad input discovered late, engine refused): fail it, no retry."""
+
+
+def worker_name() -> str:
+    """A name unique to this worker: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobWorker:
+    """Runs up to ``concurrency`` jobs at a time until told to stop."""
+
+    def __init__(
+        self,
+        db: Database,
+        queue: SqlJobQueue,
+        handlers: dict[str, JobHandler],
+        settle: SettleHook,
+        *,
+        concurrency: int = 2,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 0.25,
+        name: str | None = None,
+    ) -> None:
+        self._db = db
+        self._queue = queue
+        self._handlers = handlers
+        self._settle = settle
+        self._concurrency = concurrency
+        self._lease = lease_seconds
+        self._poll = poll_seconds
+        self.name = name or worker_name()
+        self._running: set[asyncio.Task[None]] = set()
+        # Made in run(): an Event belongs to the loop it is first used on, and an app may be
+        # started more than once (tests, restarts) on different loops.
+        self._wake: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        """A job was just queued: look now instead of at the next poll."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run jobs until ``stop`` is set; jobs under way are abandoned to their leases."""
+        wake = self._wake = asyncio.Event()
+        try:
+            while not stop.is_set():
+                await self._fail_exhausted()
+                while len(self._running) < self._concurrency and not stop.is_set():
+                    job = await self._queue.claim(self.name, list(self._handlers), self._lease)
+                    if job is None:
+                        break
+                    task = asyncio.create_task(self._run(job), name=f"job {job.id}")
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self._poll)
+        finally:
+            for task in list(self._running):
+                task.cancel()
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def _run(self, job: Job) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
+        try:
+            result = await self._handlers[job.kind](job)
+        except JobFailed as exc:
+            await self._finish(job, FAILED, None, str(exc)[:1000])
+        except asyncio.CancelledError:
+            raise  # shutdown or lost lease: the lease expires and the job runs again
+        except Exception as exc:  # an unexpected failure: log it, let the lease expire, retry
+            logger.exception(
+                "job %s attempt %s crashed; it will be retried", job.id, job.attempt, exc_info=exc
+            )
+        else:
+            await self._finish(job, SUCCEEDED, result, None)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _heartbeat(self, job: Job, runner: asyncio.Task[Any] | None) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            if not await self._queue.heartbeat(job, self.name, self._lease) and runner is not None:
+                logger.warning("job %s: lease lost, abandoning attempt %s", job.id, job.attempt)
+                runner.cancel()
+                return
+
+    async def _finish(self, job: Job, status: str, result: dict[str, Any] | None, error: str | None) -> None:
+        async with self._db.transaction() as session:
+            if await self._queue.finish(job, self.name, status, result=result, error=error, session=session):
+                await self._settle(job, status, result, error, session)
+            else:
+                logger.warning(
+                    "job %s attempt %s finished after losing its lease; result dropped", job.id, job.attempt
+                )
+
+    async def _fail_exhausted(self) -> None:
+        for job in await self._queue.exhausted():
+            error = f"gave up after {job.attempt} attempts (the worker stopped each time)"
+            async with self._db.transaction() as session:
+                if await self._queue.give_up(job, error, session):
+                    await self._settle(job, FAILED, None, error, session)

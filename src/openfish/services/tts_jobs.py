@@ -1,0 +1,170 @@
+"""TTS jobs: accepted with credits held in the same transaction, synthesized by a worker into a
+deterministic blob (a rerun overwrites it), settled exactly once when the job ends."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openfish.config import Settings
+from openfish.engines.base import EngineError
+from openfish.errors import Conflict, NotFound
+from openfish.jobs.queue import SUCCEEDED, SqlJobQueue
+from openfish.jobs.worker import JobFailed
+from openfish.services.billing import BillingService
+from openfish.services.ids import new_id
+from openfish.services.signing import UrlSigner
+from openfish.services.speech import TtsRequest
+from openfish.services.synthesis import SynthesisService
+from openfish.services.webhook_delivery import WebhookService
+from openfish.services.workers import WorkerPool
+from openfish.store.blobs import BlobStore
+from openfish.store.database import Database
+from openfish.store.models import Job
+
+KIND = "tts"
+JOB_AREA = "jobs"
+
+
+def hold_reference(job_id: str) -> str:
+    """Ledger reference of a job's credits."""
+    return f"job:{job_id}"
+
+
+def output_name(job: Job, sample_rate: int) -> str:
+    """The job's audio file: one name per job, so a second attempt overwrites the first."""
+    return f"{job.id}_{sample_rate}.{job.payload['format']}"
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of an account's jobs."""
+
+    total: int
+    items: list[Job]
+
+    def pages(self, limit: int) -> int:
+        """How many pages of ``limit`` there are."""
+        return math.ceil(self.total / limit)
+
+
+class TtsJobService:
+    """Submits, reads, cancels and runs TTS jobs."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        billing: BillingService,
+        queue: SqlJobQueue,
+        synthesis: SynthesisService,
+        blobs: BlobStore,
+        pool: WorkerPool,
+        webhooks: WebhookService,
+        signer: UrlSigner,
+    ) -> None:
+        self._signer = signer
+        self._db = db
+        self._settings = settings
+        self._billing = billing
+        self._queue = queue
+        self._synthesis = synthesis
+        self._blobs = blobs
+        self._pool = pool
+        self._webhooks = webhooks
+
+    async def submit(self, account_id: str, request: TtsRequest) -> Job:
+        """Check the request fully, then queue it and hold its credits in one transaction."""
+        plan = await self._synthesis.plan(account_id, request)  # every refusal happens here
+        job_id = new_id("job")
+        async with self._db.transaction() as session:
+            await self._billing.hold(
+                account_id,
+                plan.credits,
+                reference=hold_reference(job_id),
+                surface=KIND,
+                units=plan.characters,
+                session=session,
+            )
+            job = self._queue.new_job(
+                job_id=job_id,
+                account_id=account_id,
+                kind=KIND,
+                payload=asdict(request),
+                credits=plan.credits,
+                max_attempts=self._settings.jobs.max_attempts,
+            )
+            session.add(job)
+        return job
+
+    async def get(self, account_id: str, job_id: str) -> Job:
+        """The account's job; 404 for anyone else's."""
+        async with self._db.session() as session:
+            job = await session.get(Job, job_id)
+        if job is None or job.account_id != account_id or job.kind != KIND:
+            raise NotFound(f"job {job_id} does not exist")
+        return job
+
+    async def page(self, account_id: str, status: str | None, limit: int, offset: int) -> JobPage:
+        """The account's jobs, newest first, optionally of one status."""
+        query = select(Job).where(Job.account_id == account_id, Job.kind == KIND)
+        if status:
+            query = query.where(Job.status == status)
+        async with self._db.session() as session:
+            total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = await session.scalars(
+                query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
+            )
+            return JobPage(total=total, items=list(rows))
+
+    async def cancel(self, account_id: str, job_id: str) -> Job:
+        """Cancel a queued job and release its credits; 409 once it has started or ended."""
+        job = await self.get(account_id, job_id)
+        async with self._db.transaction() as session:
+            if not await self._queue.cancel(job_id, account_id, session):
+                raise Conflict(f"job {job_id} is {job.status}; only queued jobs can be canceled")
+            job.status = "canceled"
+            await self.settle(job, "canceled", None, None, session)
+        return await self.get(account_id, job_id)
+
+    async def run(self, job: Job) -> dict[str, Any]:
+        """The worker's handler: synthesize the whole audio into the job's own blob."""
+        request = TtsRequest(**job.payload)
+        try:
+            plan = await self._synthesis.plan(job.account_id, request)
+            audio = await self._synthesis.render_audio(plan)
+        except (EngineError, NotFound, Conflict) as exc:
+            raise JobFailed(getattr(exc, "message", str(exc))) from exc
+        name = output_name(job, plan.engine.sample_rate)
+        await self._pool.submit(lambda: self._blobs.put(f"{JOB_AREA}/{name}", audio))
+        return {"audio": name, "format": plan.format, "characters": plan.characters, "bytes": len(audio)}
+
+    def audio_url(self, name: str) -> tuple[str, int]:
+        """An absolute signed URL of a job's audio and when it expires."""
+        expires, signature = self._signer.sign(name, self._settings.tts.stored_url_ttl_seconds)
+        return (
+            f"{self._settings.base_url}/api/open/v1/audio/{name}?expires={expires}&sig={signature}",
+            expires,
+        )
+
+    async def settle(
+        self, job: Job, status: str, result: dict[str, Any] | None, error: str | None, session: AsyncSession
+    ) -> None:
+        """In the transaction that ends the job: capture or release its credits, queue its webhook."""
+        if status == SUCCEEDED:
+            await self._billing.capture(hold_reference(job.id), session=session)
+        else:
+            await self._billing.release(hold_reference(job.id), session=session)
+        event = {
+            "type": f"tts.job.{status}",
+            "jobId": job.id,
+            "status": status,
+            "creditsUsed": job.credits if status == SUCCEEDED else 0,
+            "error": error,
+            "resultUrl": self.audio_url(result["audio"])[0] if result else None,
+        }
+        await self._webhooks.enqueue(job.account_id, f"{job.id}:{status}", event, session=session)

@@ -1,0 +1,299 @@
+"""Webhook delivery: events are queued in the caller's transaction, then signed and POSTed.
+
+A delivery is claimed by a conditional ``UPDATE`` that bumps ``attempts`` and sets a lease, so two
+processes never send it at once; a result is recorded only while ``attempts`` still holds the
+claimed value. Each attempt re-checks the URL, refuses any non-public resolved address and connects
+to the address it checked (the hostname stays in ``Host`` and TLS), defeating DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openfish.config import Settings
+from openfish.errors import InvalidRequest, NotFound
+from openfish.services import webhooks
+from openfish.store.database import Database
+from openfish.store.models import Account, WebhookDelivery, utcnow
+
+logger = logging.getLogger("openfish.webhooks")
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+SIGNATURE_HEADER = "X-Openfish-Signature"
+EVENT_ID_HEADER = "X-Openfish-Event-Id"
+USER_AGENT = "openfish-webhooks/1"
+#: How long a claim outlives the attempt's own deadline before another process may take it over.
+LEASE_MARGIN = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    id: int
+    account_id: str
+    event_id: str
+    url: str
+    payload: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status_code: int | None = None
+    error: str | None = None
+    #: A failure that a retry cannot fix (a refused address): the delivery fails at once.
+    permanent: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookService:
+    """Queues job events for an account's webhook and delivers them, signed, with retries."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._rules = settings.webhooks
+        self._clock = clock
+        self._client: httpx.AsyncClient | None = None
+
+    async def secret_for(self, account_id: str) -> str:
+        """The account's signing secret, made and stored on first use (concurrent callers agree)."""
+        async with self._db.session() as session:
+            secret = await session.scalar(select(Account.webhook_secret).where(Account.id == account_id))
+        if secret is not None:
+            return secret
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Account)
+                .where(Account.id == account_id, Account.webhook_secret.is_(None))
+                .values(webhook_secret="whsec_" + secrets.token_urlsafe(32))
+                .execution_options(synchronize_session=False)
+            )
+            secret = await session.scalar(select(Account.webhook_secret).where(Account.id == account_id))
+        if secret is None:
+            raise NotFound(f"account {account_id} does not exist")
+        return secret
+
+    async def enqueue(
+        self, account_id: str, event_id: str, event: dict[str, Any], session: AsyncSession | None = None
+    ) -> bool:
+        """Queue ``event`` (JSON-serialisable, with a ``type``) for the account's webhook, if any.
+
+        Returns False when the account has no webhook or ``event_id`` was queued before. With
+        ``session`` the row joins that transaction (commit it with the job's terminal state).
+        """
+        if not isinstance(event.get("type"), str):
+            raise ValueError("a webhook event needs a string `type`")
+        if session is None:
+            async with self._db.transaction() as own:
+                return await self._enqueue(own, account_id, event_id, event)
+        return await self._enqueue(session, account_id, event_id, event)
+
+    async def _enqueue(
+        self, session: AsyncSession, account_id: str, event_id: str, event: dict[str, Any]
+    ) -> bool:
+        url = await session.scalar(select(Account.webhook_url).where(Account.id == account_id))
+        if not url:
+            return False
+        now = self._clock()
+        created = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        body = {"id": event_id, "type": event["type"], "createdAt": created}
+        body.update({key: value for key, value in event.items() if key not in body})
+        values = {
+            "account_id": account_id,
+            "event_id": event_id,
+            "url": url,
+            "payload": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        # The unique event_id makes a repeat a no-op, with no IntegrityError to spoil the caller's
+        # transaction. Both supported databases speak ON CONFLICT DO NOTHING.
+        insert = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
+        statement = insert(WebhookDelivery).values(**values)
+        result = await session.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def deliver_due(self, limit: int = 10) -> int:
+        """Claim up to ``limit`` due deliveries, attempt them concurrently; how many were attempted."""
+        claims = await self._claim(limit)
+        results = await asyncio.gather(*(self._attempt(claim) for claim in claims), return_exceptions=True)
+        for claim, result in zip(claims, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("webhook delivery %s: attempt aborted", claim.event_id, exc_info=result)
+        return len(claims)
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0, limit: int = 10) -> None:
+        """Deliver due events until ``stop`` is set; a failed pass is logged and the loop goes on."""
+        while not stop.is_set():
+            attempted = 0
+            try:
+                attempted = await self.deliver_due(limit)
+            except Exception:
+                logger.exception("webhook delivery pass failed")
+            if attempted >= limit:
+                continue  # more may be due: no pause
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (call at shutdown)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _claim(self, limit: int) -> list[_Claim]:
+        now = self._clock()
+        lease = now + timedelta(seconds=self._rules.timeout_seconds) + LEASE_MARGIN
+        free: ColumnElement[bool] = or_(
+            WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now
+        )
+        due = (WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now, free)
+        claims: list[_Claim] = []
+        async with self._db.transaction() as session:
+            rows = await session.scalars(
+                select(WebhookDelivery)
+                .where(*due)
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)  # PostgreSQL: workers take different rows
+            )
+            for row in rows.all():
+                result = await session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id == row.id, WebhookDelivery.attempts == row.attempts, *due)
+                    .values(attempts=row.attempts + 1, lease_expires_at=lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claims.append(
+                        _Claim(row.id, row.account_id, row.event_id, row.url, row.payload, row.attempts + 1)
+                    )
+        return claims
+
+    async def _attempt(self, claim: _Claim) -> None:
+        secret = await self.secret_for(claim.account_id)
+        try:
+            async with asyncio.timeout(self._rules.timeout_seconds):
+                outcome = await self._send(claim, secret)
+        except TimeoutError:
+            outcome = _Outcome(error=f"no answer within {self._rules.timeout_seconds:g} s")
+        await self._record(claim, outcome)
+
+    async def _send(self, claim: _Claim, secret: str) -> _Outcome:
+        try:
+            webhooks.validate_webhook_url(claim.url, self._rules)
+        except InvalidRequest as exc:
+            return _Outcome(error=f"refused: {exc}", permanent=True)
+        url = httpx.URL(claim.url)
+        host = url.raw_host.decode("ascii")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            return _Outcome(error=f"could not resolve {host}: {exc}")
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not self._rules.allow_private_targets:
+            for address in addresses:
+                if not webhooks.is_public_address(ipaddress.ip_address(address.partition("%")[0])):
+                    return _Outcome(error=f"refused: {host} resolves to non-public {address}", permanent=True)
+        timestamp = int(self._clock().timestamp())
+        body = claim.payload.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            EVENT_ID_HEADER: claim.event_id,
+            SIGNATURE_HEADER: webhooks.sign(secret, timestamp, body),
+        }
+        outcome = _Outcome(error=f"{host} has no address")
+        for address in addresses:
+            try:
+                return await self._post(claim.url, address, headers, body)
+            except httpx.TransportError as exc:
+                outcome = _Outcome(error=f"{type(exc).__name__} to {address}: {exc}"[:500])
+                if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    break  # the request may have reached the receiver: do not send it again now
+        return outcome
+
+    async def _post(self, url: str, address: str, headers: dict[str, str], body: bytes) -> _Outcome:
+        target, host_header, extensions = webhooks.pinned_request(url, address)
+        client = self._http()
+        request = client.build_request(
+            "POST", target, content=body, headers={**headers, **host_header}, extensions=extensions
+        )
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            received = bytearray()
+            async for chunk in response.aiter_raw():
+                received += chunk
+                if len(received) >= self._rules.max_response_bytes:
+                    break
+        finally:
+            await response.aclose()
+        code = response.status_code
+        if 200 <= code < 300:
+            return _Outcome(status_code=code)
+        note = " (redirects are not followed)" if 300 <= code < 400 else ""
+        snippet = bytes(received[:200]).decode("utf-8", "replace")
+        return _Outcome(status_code=code, error=f"HTTP {code}{note}: {snippet}"[:500])
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            # No keep-alive: a pooled connection is keyed by IP, and must never carry a request for
+            # another hostname that TLS did not verify. No proxies from the environment either.
+            self._client = httpx.AsyncClient(
+                timeout=self._rules.timeout_seconds,
+                follow_redirects=False,
+                trust_env=False,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        return self._client
+
+    async def _record(self, claim: _Claim, outcome: _Outcome) -> None:
+        now = self._clock()
+        values: dict[str, Any] = {"lease_expires_at": None}
+        values.update(last_status_code=outcome.status_code, last_error=outcome.error)
+        if outcome.delivered:
+            values.update(status=DELIVERED, delivered_at=now)
+        elif outcome.permanent or claim.attempts >= self._rules.max_attempts:
+            values.update(status=FAILED)
+        else:
+            delay = webhooks.backoff_seconds(
+                claim.attempts, self._rules.retry_base_seconds, self._rules.retry_max_seconds
+            )
+            values.update(next_attempt_at=now + timedelta(seconds=delay))
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == claim.id,
+                    WebhookDelivery.status == PENDING,
+                    WebhookDelivery.attempts == claim.attempts,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            logger.warning("webhook delivery %s was taken over before its result was saved", claim.event_id)
+        elif not outcome.delivered:
+            logger.info("webhook delivery %s attempt %d: %s", claim.event_id, claim.attempts, outcome.error)

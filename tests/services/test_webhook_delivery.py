@@ -1,0 +1,382 @@
+"""Webhook delivery against a real HTTP receiver on loopback: signing, retries, leases, SSRF rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from openfish.config import WebhookSettings
+from openfish.services.webhook_delivery import WebhookService
+from openfish.services.webhooks import backoff_seconds, pinned_request, sign, verify
+from openfish.store.models import WebhookDelivery
+from tests.conftest import Harness, Receiver
+
+EVENT = {"type": "job.succeeded", "data": {"jobId": "job_1", "status": "succeeded"}}
+
+
+class FakeClock:
+    """A clock the test moves by hand.
+
+    It starts far ahead, so the delivery loop the app itself runs (on the real clock, against the
+    same database) never finds these tests' deliveries due.
+    """
+
+    def __init__(self) -> None:
+        self.now = datetime(2100, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_service(harness: Harness, clock: FakeClock) -> AsyncIterator[Callable[..., WebhookService]]:
+    """Services on the harness database; keyword arguments override the webhook settings."""
+    made: list[WebhookService] = []
+
+    def build(**rules: Any) -> WebhookService:
+        webhooks = WebhookSettings(**{"allow_http": True, "allow_private_targets": True, **rules})
+        settings = harness.services.settings.model_copy(update={"webhooks": webhooks})
+        service = WebhookService(harness.services.db, settings, clock=clock)
+        made.append(service)
+        return service
+
+    yield build
+    for service in made:
+        await service.aclose()
+
+
+async def account_with_webhook(harness: Harness, url: str | None) -> str:
+    caller = await harness.new_caller()
+    await harness.services.accounts.set_webhook(caller.account_id, url)
+    return caller.account_id
+
+
+async def deliveries(harness: Harness) -> list[WebhookDelivery]:
+    async with harness.services.db.session() as session:
+        rows = await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))
+        return list(rows.all())
+
+
+async def test_an_event_is_delivered_once_and_signed(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService], clock: FakeClock
+) -> None:
+    service = make_service()
+    account_id = await account_with_webhook(harness, receiver.url())
+    assert await service.enqueue(account_id, "job_1:succeeded", EVENT)
+
+    assert await service.deliver_due() == 1
+    assert await service.deliver_due() == 0  # delivered: nothing is due any more
+
+    [request] = receiver.requests
+    assert (request.method, request.target) == ("POST", "/hook")
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == "openfish-webhooks/1"
+    assert request.headers["x-openfish-event-id"] == "job_1:succeeded"
+    event = json.loads(request.body)
+    assert event == {
+        "id": "job_1:succeeded",
+        "type": "job.succeeded",
+        "createdAt": "2100-01-01T12:00:00Z",
+    } | {"data": EVENT["data"]}
+    assert b" " not in request.body  # compact JSON
+
+    secret = await service.secret_for(account_id)
+    assert secret.startswith("whsec_")
+    header, now = request.headers["x-openfish-signature"], clock().timestamp()
+    assert header.startswith(f"t={int(now)},v1=")
+    assert verify(secret, header, request.body, now=now)
+    assert not verify(secret, header, request.body.replace(b"succeeded", b"failed"), now=now)
+    assert not verify("whsec_other", header, request.body, now=now)
+    assert not verify(secret, header.replace("v1=", "v1=0"), request.body, now=now)
+    assert not verify(secret, header, request.body, now=now + 301)  # too old
+    assert not verify(secret, "v1=abc", request.body, now=now)
+
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_status_code, row.last_error) == ("delivered", 1, 200, None)
+    assert row.delivered_at == clock()
+
+
+async def test_the_signing_secret_is_made_once_even_by_concurrent_callers(
+    harness: Harness, make_service: Callable[..., WebhookService]
+) -> None:
+    first, second = make_service(), make_service()
+    account_id = await account_with_webhook(harness, None)
+    secrets = await asyncio.gather(*(s.secret_for(account_id) for s in (first, second, first, second)))
+    assert len(set(secrets)) == 1
+    assert (await harness.services.accounts.get_account(account_id)).webhook_secret == secrets[0]
+
+
+def test_sign_and_verify_agree_on_text_and_bytes() -> None:
+    header = sign("whsec_k", 1_700_000_000, '{"a":"é"}')
+    assert header == sign("whsec_k", 1_700_000_000, '{"a":"é"}'.encode())
+    assert verify("whsec_k", header, '{"a":"é"}', now=1_700_000_100)
+    assert not verify("whsec_k", header, '{"a":"é"}', tolerance_seconds=60, now=1_700_000_100)
+    assert not verify("whsec_k", "t=²,v1=00", "{}", now=0)
+
+
+async def test_a_repeated_event_id_is_queued_once(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService]
+) -> None:
+    service = make_service()
+    account_id = await account_with_webhook(harness, receiver.url())
+    results = [await service.enqueue(account_id, "job_2:succeeded", EVENT) for _ in range(3)]
+    async with harness.services.db.transaction() as session:
+        results.append(await service.enqueue(account_id, "job_2:succeeded", EVENT, session=session))
+    assert results == [True, False, False, False]
+    assert await service.deliver_due() == 1
+    assert len(receiver.requests) == 1
+    assert len(await deliveries(harness)) == 1
+
+
+async def test_an_event_joins_the_callers_transaction(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService]
+) -> None:
+    service = make_service()
+    account_id = await account_with_webhook(harness, receiver.url())
+
+    async def enqueue_then_fail() -> None:
+        async with harness.services.db.transaction() as session:
+            assert await service.enqueue(account_id, "job_3:failed", EVENT, session=session)
+            raise RuntimeError("the job's own update failed")
+
+    with pytest.raises(RuntimeError):
+        await enqueue_then_fail()
+    assert await deliveries(harness) == []
+    assert await service.enqueue(account_id, "job_3:failed", EVENT)  # rolled back, so not a repeat
+
+
+async def test_a_failed_attempt_is_retried_after_the_backoff(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService], clock: FakeClock
+) -> None:
+    service = make_service()
+    receiver.statuses = [500, 200]
+    account_id = await account_with_webhook(harness, receiver.url())
+    await service.enqueue(account_id, "job_4:succeeded", EVENT)
+    start = clock()
+
+    assert await service.deliver_due() == 1
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_status_code) == ("pending", 1, 500)
+    assert (row.last_error or "").startswith("HTTP 500")
+    assert start + timedelta(seconds=9) <= row.next_attempt_at <= start + timedelta(seconds=11)
+    assert row.lease_expires_at is None
+
+    clock.advance(8)
+    assert await service.deliver_due() == 0  # not due yet
+    clock.advance(4)
+    assert await service.deliver_due() == 1
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_status_code, row.last_error) == ("delivered", 2, 200, None)
+    assert [r.headers["x-openfish-event-id"] for r in receiver.requests] == ["job_4:succeeded"] * 2
+
+
+async def test_a_delivery_fails_after_max_attempts_and_redirects_are_not_followed(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService], clock: FakeClock
+) -> None:
+    service = make_service(max_attempts=3)
+    receiver.statuses = [503, 302, 500, 200]
+    account_id = await account_with_webhook(harness, receiver.url())
+    await service.enqueue(account_id, "job_5:failed", EVENT)
+    codes = []
+    for _ in range(4):
+        await service.deliver_due()
+        codes.append((await deliveries(harness))[0].last_status_code)
+        clock.advance(3600)
+    [row] = await deliveries(harness)
+    assert codes == [503, 302, 500, 500]
+    assert (row.status, row.attempts) == ("failed", 3)
+    assert len(receiver.requests) == 3  # the redirect target was never asked
+
+
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    for attempts, expected in [(1, 10), (2, 20), (3, 40), (7, 640), (12, 3600), (500, 3600)]:
+        delay = backoff_seconds(attempts, 10, 3600)
+        assert expected * 0.9 <= delay <= expected * 1.1
+
+
+async def test_loopback_targets_are_refused_unless_allowed(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService]
+) -> None:
+    service = make_service(allow_private_targets=False)
+    account_id = await account_with_webhook(harness, receiver.url())
+    await service.enqueue(account_id, "job_6:succeeded", EVENT)
+    assert await service.deliver_due() == 1
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_status_code) == ("failed", 1, None)
+    assert "public host" in (row.last_error or "")
+    assert receiver.requests == []
+
+
+async def test_a_name_resolving_to_any_private_address_is_refused(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = socket.getaddrinfo
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.example.com":
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    service = make_service(allow_private_targets=False)
+    account_id = await account_with_webhook(harness, receiver.url("hooks.example.com"))
+    await service.enqueue(account_id, "job_7:succeeded", EVENT)
+    assert await service.deliver_due() == 1
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error == "refused: hooks.example.com resolves to non-public 127.0.0.1"
+    assert receiver.requests == []
+
+
+async def test_the_request_goes_to_the_checked_address_with_the_original_host(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "10.9.9.9"])  # a second lookup would be "rebound" elsewhere
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.example.com":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    service = make_service()
+    account_id = await account_with_webhook(harness, receiver.url("hooks.example.com"))
+    await service.enqueue(account_id, "job_8:succeeded", EVENT)
+    assert await service.deliver_due() == 1
+    [request] = receiver.requests
+    assert request.headers["host"] == f"hooks.example.com:{receiver.port}"
+    assert (await deliveries(harness))[0].status == "delivered"
+
+
+def test_pinned_https_requests_keep_the_hostname_for_tls() -> None:
+    target, headers, extensions = pinned_request("https://hooks.example.com/a?b=1", "93.184.216.34")
+    assert str(target) == "https://93.184.216.34/a?b=1"
+    assert headers == {"Host": "hooks.example.com"}
+    assert extensions == {"sni_hostname": "hooks.example.com"}
+    target, headers, extensions = pinned_request("https://bücher.example:8443/", "2001:db8::1")
+    assert str(target) == "https://[2001:db8::1]:8443/"
+    assert headers == {"Host": "xn--bcher-kva.example:8443"}
+    assert extensions == {"sni_hostname": "xn--bcher-kva.example"}
+    assert pinned_request("https://93.184.216.34/", "93.184.216.34")[2] == {}
+
+
+async def test_concurrent_passes_never_send_a_delivery_twice(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService]
+) -> None:
+    receiver.delay = 0.05
+    first, second = make_service(), make_service()
+    account_id = await account_with_webhook(harness, receiver.url())
+    for n in range(6):
+        await first.enqueue(account_id, f"job_c{n}:succeeded", EVENT)
+    counts = await asyncio.gather(*(s.deliver_due(limit=4) for s in (first, second, first, second)))
+    assert sum(counts) == 6
+    sent = sorted(r.headers["x-openfish-event-id"] for r in receiver.requests)
+    assert sent == sorted(f"job_c{n}:succeeded" for n in range(6))
+    assert {(row.status, row.attempts) for row in await deliveries(harness)} == {("delivered", 1)}
+
+
+async def test_a_delivery_in_flight_is_leased_to_its_sender(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService], clock: FakeClock
+) -> None:
+    receiver.delay = 0.3
+    first, second = make_service(), make_service()
+    account_id = await account_with_webhook(harness, receiver.url())
+    await first.enqueue(account_id, "job_9:succeeded", EVENT)
+    in_flight = asyncio.create_task(first.deliver_due())
+    await asyncio.wait_for(receiver.arrived.wait(), 5)
+    clock.advance(30)  # still inside the lease (timeout + 60 s)
+    assert await second.deliver_due() == 0
+    assert await in_flight == 1
+    assert len(receiver.requests) == 1
+    assert (await deliveries(harness))[0].status == "delivered"
+
+
+async def test_accounts_without_a_webhook_get_nothing_queued(
+    harness: Harness, make_service: Callable[..., WebhookService]
+) -> None:
+    service = make_service()
+    account_id = await account_with_webhook(harness, None)
+    assert not await service.enqueue(account_id, "job_10:succeeded", EVENT)
+    assert await deliveries(harness) == []
+    with pytest.raises(ValueError, match="type"):
+        await service.enqueue(account_id, "job_10:succeeded", {"data": {}})
+
+
+async def test_run_delivers_until_stopped_and_survives_a_failing_pass(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = make_service()
+    real = service.deliver_due
+    calls = 0
+
+    async def flaky(limit: int = 10) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database went away")
+        return await real(limit)
+
+    monkeypatch.setattr(service, "deliver_due", flaky)
+    account_id = await account_with_webhook(harness, receiver.url())
+    await service.enqueue(account_id, "job_11:succeeded", EVENT)
+    stop = asyncio.Event()
+    with caplog.at_level(logging.ERROR, logger="openfish.webhooks"):
+        runner = asyncio.create_task(service.run(stop, interval=0.01))
+        await asyncio.wait_for(receiver.arrived.wait(), 5)
+        stop.set()
+        await asyncio.wait_for(runner, 5)
+    assert "webhook delivery pass failed" in caplog.text
+    assert len(receiver.requests) == 1
+
+
+async def test_a_sender_whose_lease_expired_does_not_record_over_the_new_one(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver.delay, receiver.statuses = 0.3, [500, 200]
+    stale, fresh = make_service(), make_service()
+    account_id = await account_with_webhook(harness, receiver.url())
+    await stale.enqueue(account_id, "job_12:succeeded", EVENT)
+    with caplog.at_level(logging.WARNING, logger="openfish.webhooks"):
+        in_flight = asyncio.create_task(stale.deliver_due())
+        await asyncio.wait_for(receiver.arrived.wait(), 5)
+        clock.advance(80)  # past the lease: the delivery may be taken over
+        assert await fresh.deliver_due() == 1
+        assert await in_flight == 1
+    assert "taken over" in caplog.text
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_status_code) == ("delivered", 2, 200)
+    assert len(receiver.requests) == 2
