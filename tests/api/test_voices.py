@@ -228,3 +228,19 @@ async def test_the_made_voice_moves_toward_the_reference_speaker(harness: Harnes
     # Pitch moves most of the way from the base voice toward the reference speaker (in log F0).
     assert abs(math.log(made_f0 / target)) < 0.4 * abs(math.log(base_f0 / target))
     assert abs(made.duration_seconds - base.duration_seconds) < 0.25 * base.duration_seconds
+
+
+async def test_idempotency_key_makes_voice_creation_safe_to_retry(harness: Harness, caller: Caller) -> None:
+    key = {**caller.headers, "Idempotency-Key": "voice-1"}
+    first = await harness.client.post(VOICES, headers=key, data={"name": "Once"}, files=reference_files())
+    # httpx picks a new multipart boundary for the retry: the body bytes differ, the request does not.
+    again = await harness.client.post(VOICES, headers=key, data={"name": "Once"}, files=reference_files())
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other = await harness.client.post(VOICES, headers=key, data={"name": "Twice"}, files=reference_files())
+    assert_v1_error(other, 409, "conflict")
+    await harness.services.voice_processor.drain()
+    listed = (await harness.client.get(VOICES, headers=caller.headers, params={"provider": "custom"})).json()
+    assert listed["total"] == 1
+    assert await balance(harness, caller) == 1000 - 100

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from openfish.api.bodies import WholeNumber
 from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
-from openfish.api.voices import Visibility, create_voice
+from openfish.api.idempotent import IdempotencyKey, run_once
+from openfish.api.voices import Visibility, VoiceForm, create_voice
 from openfish.services.voices import VoiceView
 
 router = APIRouter(prefix="/api/open", tags=["legacy"])
@@ -93,19 +95,21 @@ def _legacy(view: VoiceView) -> LegacyModel:
     )
 
 
-@router.post("/create-model", response_model=CreatedModel, responses=error_responses(415, 422, legacy=True))
+@router.post(
+    "/create-model", response_model=CreatedModel, responses=error_responses(409, 415, 422, legacy=True)
+)
 async def create_model(
+    request: Request,
     principal: CurrentAccount,
     services: ServicesDep,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     audio_files: Annotated[list[UploadFile], File(alias="audioFiles")],
     description: Annotated[str, Form(max_length=2000)] = "",
     visibility: Annotated[Visibility, Form()] = "private",
-) -> CreatedModel:
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Make a voice model from reference audio (legacy shape); it is usable once processed."""
-    view = await create_voice(
-        services,
-        principal.account_id,
+    form = await VoiceForm.read(
         name=name,
         description=description,
         visibility=visibility,
@@ -113,13 +117,20 @@ async def create_model(
         files=audio_files,
         transcripts=[],
     )
-    created = view.record.created_at if view.record else None
-    return CreatedModel(
-        modelId=view.id,
-        title=view.name,
-        description=view.description,
-        createdAt=created,
-        message="Model created; it is processing and can be used once ready.",
+
+    async def make() -> tuple[int, dict[str, Any]]:
+        view = await create_voice(services, principal.account_id, form)
+        created = CreatedModel(
+            modelId=view.id,
+            title=view.name,
+            description=view.description,
+            createdAt=view.record.created_at if view.record else None,
+            message="Model created; it is processing and can be used once ready.",
+        )
+        return 200, created.model_dump(mode="json")
+
+    return await run_once(
+        services, principal.account_id, idempotency_key, form.fingerprint(request.url.path), make
     )
 
 

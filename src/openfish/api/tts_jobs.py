@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from openfish.api.bodies import body_schema, read_model
 from openfish.api.deps import CurrentAccount, Services, ServicesDep
 from openfish.api.envelopes import error_responses
+from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.api.tts import TtsBody
 from openfish.services.idempotency import request_fingerprint
 from openfish.store.models import Job
@@ -80,36 +81,18 @@ def job_out(services: Services, job: Job) -> TtsJobOut:
     openapi_extra=body_schema(TtsBody),
 )
 async def submit_job(
-    request: Request,
-    principal: CurrentAccount,
-    services: ServicesDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$", description="Retry-safe submission."
-        ),
-    ] = None,
+    request: Request, principal: CurrentAccount, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Queue a TTS job (same body as sync TTS); credits are held until it ends."""
     fingerprint = request_fingerprint("POST", request.url.path, await request.body())
-    if idempotency_key is not None:
-        first = await services.idempotency.begin(principal.account_id, idempotency_key, fingerprint)
-        if first is not None:
-            return JSONResponse(
-                first.body, status_code=first.status_code, headers={"Idempotent-Replayed": "true"}
-            )
-    try:
+
+    async def submit() -> tuple[int, dict[str, Any]]:
         body = await read_model(request, TtsBody)
         job = await services.tts_jobs.submit(principal.account_id, body.to_request())
-    except BaseException:
-        if idempotency_key is not None:
-            await services.idempotency.abandon(principal.account_id, idempotency_key)
-        raise
-    answer: dict[str, Any] = job_out(services, job).model_dump(mode="json")
-    if idempotency_key is not None:
-        await services.idempotency.complete(principal.account_id, idempotency_key, 202, answer)
-    services.job_worker_wake()
-    return JSONResponse(answer, status_code=202)
+        services.job_worker_wake()
+        return 202, job_out(services, job).model_dump(mode="json")
+
+    return await run_once(services, principal.account_id, idempotency_key, fingerprint, submit)
 
 
 @router.get("/speech/tts/jobs", response_model=TtsJobList, responses=error_responses())

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from openfish.api.deps import CurrentAccount, Services, ServicesDep
 from openfish.api.envelopes import error_responses
+from openfish.api.idempotent import IdempotencyKey, run_once
+from openfish.services.idempotency import request_fingerprint
 from openfish.services.voice_uploads import Upload, check_uploads
 from openfish.services.voices import VoiceView
 
@@ -65,36 +71,68 @@ def voice_out(view: VoiceView) -> VoiceOut:
     )
 
 
-async def create_voice(
-    services: Services,
-    account_id: str,
-    *,
-    name: str,
-    description: str,
-    visibility: str,
-    language: str,
-    files: list[UploadFile],
-    transcripts: list[str],
-) -> VoiceView:
-    """Check the uploads, store the voice and start its analysis (shared with the legacy path)."""
-    uploads = [Upload(filename=file.filename or "", data=await file.read()) for file in files]
+@dataclass(frozen=True)
+class VoiceForm:
+    """A voice creation request, parsed (shared by the v1 and legacy paths)."""
+
+    name: str
+    description: str
+    visibility: str
+    language: str
+    uploads: list[Upload]
+    transcripts: list[str]
+
+    @classmethod
+    async def read(
+        cls,
+        *,
+        name: str,
+        description: str,
+        visibility: str,
+        language: str,
+        files: list[UploadFile],
+        transcripts: list[str],
+    ) -> VoiceForm:
+        """The form with its files read."""
+        uploads = [Upload(filename=file.filename or "", data=await file.read()) for file in files]
+        return cls(name, description, visibility, language, uploads, transcripts)
+
+    def fingerprint(self, path: str) -> str:
+        """Identity for Idempotency-Key: the fields and each file's content (a multipart body's
+        boundary changes from one try to the next, so the raw body cannot be compared)."""
+        identity = {
+            "name": self.name,
+            "description": self.description,
+            "visibility": self.visibility,
+            "language": self.language,
+            "transcripts": self.transcripts,
+            "files": [[u.filename, hashlib.sha256(u.data).hexdigest()] for u in self.uploads],
+        }
+        return request_fingerprint("POST", path, json.dumps(identity, sort_keys=True).encode())
+
+
+async def create_voice(services: Services, account_id: str, form: VoiceForm) -> VoiceView:
+    """Check the uploads, store the voice and start its analysis."""
     rules = services.settings.voices
-    references = await services.pool.submit(lambda: check_uploads(uploads, rules))
+    references = await services.pool.submit(lambda: check_uploads(form.uploads, rules))
     voice = await services.voices.create(
         account_id,
-        name=name,
-        description=description,
-        visibility=visibility,
-        language=language,
+        name=form.name,
+        description=form.description,
+        visibility=form.visibility,
+        language=form.language,
         references=references,
-        transcripts=transcripts,
+        transcripts=form.transcripts,
     )
     services.voice_processor.schedule(voice.id)
     return await services.voices.get(account_id, voice.id)
 
 
-@router.post("/voices", status_code=201, response_model=VoiceOut, responses=error_responses(402, 415, 422))
+@router.post(
+    "/voices", status_code=201, response_model=VoiceOut, responses=error_responses(402, 409, 415, 422)
+)
 async def create(
+    request: Request,
     principal: CurrentAccount,
     services: ServicesDep,
     name: Annotated[str, Form(min_length=1, max_length=200)],
@@ -105,11 +143,10 @@ async def create(
     visibility: Annotated[Visibility, Form()] = "private",
     language: Annotated[str, Form(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")] = "en",
     transcripts: Annotated[list[str] | None, Form(description="Optional transcript per file.")] = None,
-) -> VoiceOut:
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Make a voice from reference audio; it is ``processing`` until its analysis is done."""
-    view = await create_voice(
-        services,
-        principal.account_id,
+    form = await VoiceForm.read(
         name=name,
         description=description,
         visibility=visibility,
@@ -117,7 +154,14 @@ async def create(
         files=audio_files,
         transcripts=transcripts or [],
     )
-    return voice_out(view)
+
+    async def make() -> tuple[int, dict[str, Any]]:
+        view = await create_voice(services, principal.account_id, form)
+        return 201, voice_out(view).model_dump(mode="json")
+
+    return await run_once(
+        services, principal.account_id, idempotency_key, form.fingerprint(request.url.path), make
+    )
 
 
 @router.get("/voices", response_model=VoiceList, responses=error_responses())
