@@ -110,6 +110,7 @@ class JobWorker:
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            self.wake()  # a slot is free: claim the next job now, not at the next poll
 
     async def _heartbeat(self, job: Job, runner: asyncio.Task[Any] | None) -> None:
         while True:
