@@ -113,3 +113,62 @@ class CloningSpeechEngine(Protocol):
     ) -> Iterator[Audio]:
         """Speak ``text`` in the voice of ``references``."""
         ...
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word with its time span (seconds) and confidence."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of recognised speech."""
+
+    start: float
+    end: float
+    text: str
+    words: list[Word] | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a transcription engine heard."""
+
+    text: str
+    language: str
+    duration: float
+    segments: list[Segment]
+
+
+@runtime_checkable
+class TranscriptionEngine(Protocol):
+    """Audio in, text with timestamps out (blocking; run in the worker pool)."""
+
+    @property
+    def name(self) -> str:
+        """The engine's registry name (e.g. ``whisper-base``)."""
+        ...
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        ...
+
+    def load(self) -> None:
+        """Load the model; idempotent."""
+        ...
+
+    def languages(self) -> frozenset[str]:
+        """Language codes the model can transcribe."""
+        ...
+
+    def transcribe(
+        self, audio: Audio, sample_rate: int, *, language: str | None, words: bool
+    ) -> Transcript:
+        """Transcribe mono float audio; ``language`` None means detect it."""
+        ...
