@@ -22,3 +22,19 @@ def mean_f0(samples: Samples, sample_rate: int, low: float = 60.0, high: float =
     voiced = f0[f0 > 0]
     assert voiced.size, "no voiced frames found"
     return float(np.median(voiced))
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level edit distance over reference length, ignoring case and punctuation."""
+
+    def words(text: str) -> list[str]:
+        return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
+
+    ref, hyp = words(reference), words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, expected in enumerate(ref, 1):
+        current = [i]
+        for j, heard in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (expected != heard)))
+        previous = current
+    return previous[-1] / max(1, len(ref))

@@ -234,3 +234,27 @@ def test_broken_stream_leaves_no_file(runner: CliRunner, breaking_server: Server
     assert "req_broken" in err
     assert "incomplete" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_transcribe_prints_what_tts_said(runner: CliRunner, server: Server, tmp_path: Path) -> None:
+    spoken = tmp_path / "spoken.wav"
+    code, _out, err = tts(runner, server, "Good morning, the train leaves at nine.", "-o", str(spoken))
+    assert code == 0, err
+    result = runner.invoke(
+        app, ["transcribe", str(spoken), "--server", server.url, "--token", server.token, "--language", "en"]
+    )
+    assert result.exit_code == 0, result.stderr
+    heard = result.stdout.lower()
+    assert "morning" in heard
+    assert "train" in heard
+    assert "credits used" in result.stderr
+    as_json = runner.invoke(
+        app, ["transcribe", str(spoken), "--server", server.url, "--token", server.token, "--json", "--words"]
+    )
+    assert as_json.exit_code == 0, as_json.stderr
+    assert '"segments"' in as_json.stdout
+    refused = runner.invoke(
+        app, ["transcribe", str(spoken), "--server", server.url, "--token", server.token, "--language", "zz"]
+    )
+    assert refused.exit_code == 1
+    assert "language" in refused.stderr

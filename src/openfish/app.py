@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from openfish import __version__
-from openfish.api import audio, health, legacy, legacy_voices, profile, tts, usage
+from openfish.api import audio, health, legacy, legacy_voices, profile, transcriptions, tts, usage
+from openfish.api import files as files_api
 from openfish.api import tts_jobs as tts_jobs_api
 from openfish.api import voices as voices_api
 from openfish.api.deps import Services
@@ -24,12 +25,15 @@ from openfish.jobs.worker import JobWorker
 from openfish.middleware import RequestContextMiddleware
 from openfish.services.accounts import AccountService
 from openfish.services.billing import BillingService
+from openfish.services.files import FileService
 from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
+from openfish.services.media_fetch import MediaFetcher
 from openfish.services.readiness import Readiness
 from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
+from openfish.services.transcription import TranscriptionService
 from openfish.services.tts_jobs import TtsJobService
 from openfish.services.usage import UsageService
 from openfish.services.voice_processing import VoiceProcessor
@@ -64,6 +68,8 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     queue = SqlJobQueue(db)
     webhooks = WebhookService(db, settings)
     tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
+    files = FileService(blobs, pool)
+    media_fetcher = MediaFetcher(settings)
     services = Services(
         settings=settings,
         db=db,
@@ -83,6 +89,11 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         tts_jobs=tts_jobs,
         idempotency=IdempotencyService(db, settings),
         webhooks=webhooks,
+        files=files,
+        transcription=TranscriptionService(
+            settings, billing, engines, pool, files, signer, blobs, media_fetcher
+        ),
+        media_fetcher=media_fetcher,
         job_worker=JobWorker(
             db,
             queue,
@@ -109,6 +120,7 @@ async def run_background(services: Services, stop: asyncio.Event, *, worker: boo
         await asyncio.gather(*loops)
     finally:
         await services.webhooks.aclose()
+        await services.media_fetcher.aclose()
 
 
 async def _maintenance(services: Services, stop: asyncio.Event) -> None:
@@ -135,6 +147,8 @@ def _surface_routers(settings: Settings) -> list[APIRouter]:
         "usage": [usage.router],
         "tts": [tts.router, tts_jobs_api.router, legacy.router, audio.router],
         "voices": [voices_api.router, legacy_voices.router],
+        "asr": [transcriptions.router],
+        "files": [files_api.router],
     }
     enabled = settings.surfaces.model_dump()
     return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
@@ -177,12 +191,17 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
     )
     app.state.services = services
     install_error_handlers(app)
-    install_openapi(app, extra_models=[tts.TtsBody, legacy.LegacyTtsBody])
+    install_openapi(app, extra_models=[tts.TtsBody, legacy.LegacyTtsBody, transcriptions.TranscriptionBody])
     upload_limit = settings.voices.max_upload_bytes
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.http.max_body_bytes,
-        body_limits={"/api/open/v1/voices": upload_limit, "/api/open/create-model": upload_limit},
+        body_limits={
+            "/api/open/v1/voices": upload_limit,
+            "/api/open/create-model": upload_limit,
+            "/api/open/v1/speech/transcriptions": settings.asr.max_bytes,
+            "/api/open/v1/files": settings.asr.max_bytes,
+        },
         trust_client_id=settings.http.trust_client_request_id,
     )
     app.include_router(health.router)

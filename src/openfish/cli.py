@@ -14,6 +14,7 @@ from rich.table import Table
 
 from openfish.api.deps import Services
 from openfish.app import build_services, create_app, run_background
+from openfish.cli_transcribe import transcribe
 from openfish.cli_tts import tts
 from openfish.config import Settings
 from openfish.errors import OpenfishError
@@ -97,6 +98,7 @@ def serve(
 
 
 app.command("tts")(tts)
+app.command("transcribe")(transcribe)
 
 
 @app.command()

@@ -59,6 +59,8 @@ class SurfaceSettings(BaseModel):
     usage: bool = True
     tts: bool = True
     voices: bool = True
+    asr: bool = True
+    files: bool = True
 
 
 class VersionProfile(BaseModel):
@@ -154,6 +156,30 @@ class WebhookSettings(BaseModel):
     )
 
 
+class MediaFetchSettings(BaseModel):
+    """Fetching media URLs that clients give (``audioUrl``, ``videoUrl``); see ``docs/api.md``."""
+
+    allow_external_urls: bool = Field(default=False, description="Whether media URLs are fetched at all.")
+    allow_http: bool = Field(default=False, description="Allow plain http (https is always allowed).")
+    allow_private_targets: bool = Field(
+        default=False, description="Allow loopback/private/link-local addresses (testing only)."
+    )
+    max_bytes: int = Field(default=200 << 20, ge=1, description="Largest body read before refusing.")
+    timeout_seconds: float = Field(default=60.0, gt=0, description="Deadline of the whole fetch.")
+    max_redirects: int = Field(default=3, ge=0, le=20)
+
+
+class AsrSettings(BaseModel):
+    """Speech to text: whether it runs, which model answers by default, limits and price."""
+
+    enabled: bool = True
+    default_model: str = "whisper-base"
+    preload: bool = Field(default=True, description="Load models at start (else on first use).")
+    max_seconds: float = Field(default=3600, gt=0, description="Longest audio accepted.")
+    max_bytes: int = Field(default=200 << 20, ge=1024, description="Largest upload accepted.")
+    credits_per_second: int = Field(default=1, ge=0)
+
+
 class Settings(BaseSettings):
     """The whole configuration of one openfish server."""
 
@@ -172,6 +198,8 @@ class Settings(BaseSettings):
     tts: TtsSettings = TtsSettings()
     voices: VoiceSettings = VoiceSettings()
     jobs: JobSettings = JobSettings()
+    asr: AsrSettings = AsrSettings()
+    media_fetch: MediaFetchSettings = MediaFetchSettings()
     public_url: str | None = Field(
         default=None, description="Base URL clients reach this server at (for URLs in webhooks)."
     )

@@ -59,6 +59,15 @@ async def read_model(request: Request, model: type[ModelT]) -> ModelT:
     )
 
 
+def validate_model(model: type[ModelT], data: Any) -> ModelT:
+    """``data`` as ``model``, or 400 naming the offending fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise InvalidRequest(describe_validation_errors(errors)) from exc
+
+
 def _unpack(raw: bytes) -> Any:
     try:
         value = msgpack.unpackb(raw, raw=False, strict_map_key=True)

@@ -17,11 +17,14 @@ from openfish.jobs.queue import SqlJobQueue
 from openfish.jobs.worker import JobWorker
 from openfish.services.accounts import AccountService, Principal
 from openfish.services.billing import BillingService
+from openfish.services.files import FileService
 from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
+from openfish.services.media_fetch import MediaFetcher
 from openfish.services.readiness import Readiness
 from openfish.services.signing import UrlSigner
 from openfish.services.synthesis import SynthesisService
+from openfish.services.transcription import TranscriptionService
 from openfish.services.tts_jobs import TtsJobService
 from openfish.services.usage import UsageService
 from openfish.services.voice_processing import VoiceProcessor
@@ -54,6 +57,9 @@ class Services:
     idempotency: IdempotencyService
     webhooks: WebhookService
     job_worker: JobWorker
+    files: FileService
+    media_fetcher: MediaFetcher
+    transcription: TranscriptionService
 
     def job_worker_wake(self) -> None:
         """Tell the embedded worker a job was queued (a separate worker finds it by polling)."""

@@ -17,6 +17,10 @@ class UndecodableAudio(ValueError):
     """The input is not audio we can decode, is corrupt, or is longer than allowed."""
 
 
+class AudioTooLong(UndecodableAudio):
+    """The audio is longer than the caller allows (decoding stopped at the limit)."""
+
+
 @dataclass(frozen=True, eq=False)
 class DecodedAudio:
     """Float32 mono samples at the input's native ``sample_rate``.
@@ -69,7 +73,7 @@ def decode_audio(data: bytes, *, max_seconds: float | None = None) -> DecodedAud
                 chunks.append(_mono(frame))
                 total += frame.samples
                 if max_seconds is not None and total > max_seconds * sample_rate:
-                    raise UndecodableAudio(f"audio is longer than the {max_seconds:g} s allowed")
+                    raise AudioTooLong(f"audio is longer than the {max_seconds:g} s allowed")
         except UndecodableAudio:
             raise
         except av.FFmpegError as exc:

@@ -167,8 +167,6 @@ class TranscriptionEngine(Protocol):
         """Language codes the model can transcribe."""
         ...
 
-    def transcribe(
-        self, audio: Audio, sample_rate: int, *, language: str | None, words: bool
-    ) -> Transcript:
+    def transcribe(self, audio: Audio, sample_rate: int, *, language: str | None, words: bool) -> Transcript:
         """Transcribe mono float audio; ``language`` None means detect it."""
         ...

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from openfish.config import Settings
-from openfish.engines.base import SpeechEngine, VoiceConverter, VoiceInfo
+from openfish.engines.base import SpeechEngine, TranscriptionEngine, VoiceConverter, VoiceInfo
 
 
 class EngineRegistry:
@@ -15,6 +15,7 @@ class EngineRegistry:
     def __init__(self) -> None:
         self._speech: dict[str, SpeechEngine] = {}
         self._converters: dict[str, VoiceConverter] = {}
+        self._transcribers: dict[str, TranscriptionEngine] = {}
         self._derived: dict[tuple[str, ...], bytes] = {}
         self._derived_lock = threading.Lock()
 
@@ -50,10 +51,26 @@ class EngineRegistry:
         """Every speech engine, in registration order."""
         return list(self._speech.values())
 
+    def register_transcriber(self, engine: TranscriptionEngine) -> None:
+        """Add a transcription engine under its own name."""
+        if engine.name in self._transcribers:
+            raise ValueError(f"transcriber {engine.name!r} is already registered")
+        self._transcribers[engine.name] = engine
+
+    def transcriber(self, name: str) -> TranscriptionEngine | None:
+        """The transcription engine called ``name``, if this server runs it."""
+        return self._transcribers.get(name)
+
+    def transcribers(self) -> list[TranscriptionEngine]:
+        """Every transcription engine, in registration order."""
+        return list(self._transcribers.values())
+
     def load_all(self) -> None:
         """Load every engine's model (blocking; run off the event loop)."""
         for engine in self._speech.values():
             engine.load()
+        for transcriber in self._transcribers.values():
+            transcriber.load()
 
     def find_voice(self, voice_id: str) -> tuple[SpeechEngine, VoiceInfo] | None:
         """The engine and voice for a built-in voice id."""
@@ -69,6 +86,7 @@ def build_engines(settings: Settings) -> EngineRegistry:
     from openfish.engines.espeak import EspeakEngine
     from openfish.engines.kokoro import KokoroEngine
     from openfish.engines.piper import PiperEngine
+    from openfish.engines.whisper import build_whisper_engines
     from openfish.engines.world import WorldConverter
 
     registry = EngineRegistry()
@@ -79,4 +97,8 @@ def build_engines(settings: Settings) -> EngineRegistry:
     if settings.tts.espeak and EspeakEngine.available():
         registry.register(EspeakEngine())
     registry.register_converter(WorldConverter())
+    if settings.asr.enabled:
+        # Cheap: the base model is joined from its two packages on first load(), not here.
+        for transcriber in build_whisper_engines(settings.data_dir):
+            registry.register_transcriber(transcriber)
     return registry

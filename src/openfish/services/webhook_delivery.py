@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
 from openfish.errors import InvalidRequest, NotFound
-from openfish.services import webhooks
+from openfish.services import net_guard, webhooks
 from openfish.store.database import Database
 from openfish.store.models import Account, WebhookDelivery, utcnow
 
@@ -209,13 +207,12 @@ class WebhookService:
         host = url.raw_host.decode("ascii")
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
-            infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+            addresses = await net_guard.resolve(host, port)
         except OSError as exc:
             return _Outcome(error=f"could not resolve {host}: {exc}")
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not self._rules.allow_private_targets:
             for address in addresses:
-                if not webhooks.is_public_address(ipaddress.ip_address(address.partition("%")[0])):
+                if not net_guard.is_public_address(net_guard.parse_address(address)):
                     return _Outcome(error=f"refused: {host} resolves to non-public {address}", permanent=True)
         timestamp = int(self._clock().timestamp())
         body = claim.payload.encode()
@@ -236,7 +233,7 @@ class WebhookService:
         return outcome
 
     async def _post(self, url: str, address: str, headers: dict[str, str], body: bytes) -> _Outcome:
-        target, host_header, extensions = webhooks.pinned_request(url, address)
+        target, host_header, extensions = net_guard.pinned_request(url, address)
         client = self._http()
         request = client.build_request(
             "POST", target, content=body, headers={**headers, **host_header}, extensions=extensions

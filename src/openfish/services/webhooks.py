@@ -12,23 +12,15 @@ import hmac
 import ipaddress
 import secrets
 import time
-from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from openfish.config import WebhookSettings
 from openfish.errors import InvalidRequest
+from openfish.services.net_guard import is_public_address as is_public_address
+from openfish.services.net_guard import pinned_request as pinned_request
 
 _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 _random = secrets.SystemRandom()
-
-
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True only for globally routable unicast addresses (no loopback, private, metadata...)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
 
 
 def validate_webhook_url(url: str, rules: WebhookSettings) -> str:
@@ -93,25 +85,6 @@ def verify(
         return False
     expected = sign(secret, timestamp, body).partition(",v1=")[2].encode()
     return any(hmac.compare_digest(expected, value.encode()) for value in candidates)
-
-
-def pinned_request(url: str, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
-    """The URL aimed at ``address``, its ``Host`` header and the extensions that keep TLS on the name."""
-    original = httpx.URL(url)
-    host = original.raw_host.decode("ascii")
-    target = original.copy_with(host=address)
-    extensions: dict[str, Any] = {}
-    if original.scheme == "https" and not _is_ip_literal(host):
-        extensions["sni_hostname"] = host
-    return target, {"Host": original.netloc.decode("ascii")}, extensions
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def backoff_seconds(attempts: int, base: float, cap: float) -> float:

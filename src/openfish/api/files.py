@@ -1,0 +1,47 @@
+"""Uploads: ``/api/open/v1/files`` — media a caller stores to use as ``audioUrl`` / ``videoUrl``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.envelopes import error_responses
+
+router = APIRouter(prefix="/api/open/v1", tags=["files"])
+
+
+class FileOut(BaseModel):
+    """An uploaded file and the URL to use it by."""
+
+    id: str
+    url: str = Field(description="Use as audioUrl/videoUrl; readable only by the uploading account.")
+    size: int
+
+
+@router.post("/files", status_code=201, response_model=FileOut, responses=error_responses())
+async def upload(
+    request: Request, principal: CurrentAccount, services: ServicesDep, file: Annotated[UploadFile, File()]
+) -> FileOut:
+    """Store a media file for later requests of this account."""
+    stored = await services.files.put(principal.account_id, await file.read())
+    return FileOut(id=stored.id, url=str(request.url_for("download", file_id=stored.id)), size=stored.size)
+
+
+@router.get(
+    "/files/{file_id}",
+    responses={200: {"content": {"application/octet-stream": {}}}, **error_responses(404)},
+)
+async def download(file_id: str, principal: CurrentAccount, services: ServicesDep) -> Response:
+    """The account's own file."""
+    data = await services.files.get(principal.account_id, file_id)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.delete("/files/{file_id}", status_code=204, responses=error_responses(404))
+async def remove(file_id: str, principal: CurrentAccount, services: ServicesDep) -> Response:
+    """Delete the account's file."""
+    await services.files.delete(principal.account_id, file_id)
+    return Response(status_code=204)

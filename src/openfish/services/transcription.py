@@ -1,0 +1,166 @@
+"""Speech to text: audio from an upload, a URL this server issued, or (if allowed) the web;
+decoded with limits, priced per second, held before and captured after the transcription."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+
+from openfish.audio.decode import AudioTooLong, UndecodableAudio, decode_audio
+from openfish.config import Settings
+from openfish.engines.base import EngineError, Transcript, TranscriptionEngine
+from openfish.engines.registry import EngineRegistry
+from openfish.errors import EngineUnavailable, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
+from openfish.services.billing import BillingService, ChargeResult
+from openfish.services.files import FileService
+from openfish.services.signing import UrlSigner
+from openfish.services.synthesis import STORED_AREA
+from openfish.services.workers import WorkerPool
+from openfish.store.blobs import BlobStore
+
+SURFACE = "asr"
+_AUDIO_PATH = "/api/open/v1/audio/"
+_FILES_PATH = "/api/open/v1/files/"
+
+
+class Fetched(Protocol):
+    """A fetched body."""
+
+    @property
+    def data(self) -> bytes:
+        """The bytes."""
+        ...
+
+
+class Fetcher(Protocol):
+    """Fetches external media (``services/media_fetch.py``)."""
+
+    async def fetch(self, url: str, *, label: str = ...) -> Fetched:
+        """The body at ``url``, or a refusal saying why."""
+        ...
+
+
+@dataclass(frozen=True)
+class TranscriptionResult:
+    """A transcript and what it cost."""
+
+    transcript: Transcript
+    credits: int
+    charge: ChargeResult
+
+
+class TranscriptionService:
+    """Turns audio into text with timestamps."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        billing: BillingService,
+        engines: EngineRegistry,
+        pool: WorkerPool,
+        files: FileService,
+        signer: UrlSigner,
+        blobs: BlobStore,
+        fetcher: Fetcher | None = None,
+    ) -> None:
+        self._settings = settings
+        self._billing = billing
+        self._engines = engines
+        self._pool = pool
+        self._files = files
+        self._signer = signer
+        self._blobs = blobs
+        self._fetcher = fetcher
+
+    async def audio_from_url(self, account_id: str, url: str) -> bytes:
+        """The bytes behind ``audioUrl``: this server's stored audio or the caller's upload are read
+        directly (no request is made); anything else goes through the guarded fetcher."""
+        parts = urlsplit(url)
+        if parts.path.startswith(_AUDIO_PATH):
+            name = parts.path.removeprefix(_AUDIO_PATH)
+            query = parse_qs(parts.query)
+            try:
+                expires = int(query["expires"][0])
+                signature = query["sig"][0]
+            except (KeyError, ValueError) as exc:
+                raise InvalidRequest("audioUrl: a stored-audio URL needs its expires and sig") from exc
+            self._signer.verify(name, expires, signature)
+            area = "jobs" if name.startswith("job_") else STORED_AREA
+            try:
+                return await self._pool.submit(lambda: self._blobs.get(f"{area}/{name}"))
+            except (FileNotFoundError, ValueError) as exc:
+                raise NotFound("audioUrl: no such audio") from exc
+        if parts.path.startswith(_FILES_PATH):
+            return await self._files.get(account_id, parts.path.removeprefix(_FILES_PATH))
+        if self._fetcher is None:
+            raise InvalidRequest("audioUrl: fetching external URLs is disabled on this server")
+        return (await self._fetcher.fetch(url, label="audioUrl")).data
+
+    def check(self, model: str | None, language: str | None) -> tuple[TranscriptionEngine, str | None]:
+        """The engine and language code (None: detect) for a request, or 400 saying what is wrong.
+        Called before any audio is fetched or decoded."""
+        engine = self.engine(model)
+        wanted = None if language in (None, "", "auto") else language.lower()
+        if wanted is not None and wanted not in engine.languages():
+            raise InvalidRequest(f"language: {language!r} is not a language {engine.name} knows")
+        return engine, wanted
+
+    def engine(self, model: str | None) -> TranscriptionEngine:
+        """The engine for ``model`` (default from settings)."""
+        name = model or self._settings.asr.default_model
+        engine = self._engines.transcriber(name)
+        if engine is None:
+            known = ", ".join(e.name for e in self._engines.transcribers()) or "none"
+            raise InvalidRequest(f"model: no transcription model {name!r} here (available: {known})")
+        return engine
+
+    async def transcribe(
+        self,
+        account_id: str,
+        data: bytes,
+        *,
+        language: str | None,
+        words: bool,
+        model: str | None,
+        reference: str,
+    ) -> TranscriptionResult:
+        """Decode, check, hold, transcribe, capture; nothing is charged if anything fails."""
+        rules = self._settings.asr
+        engine, wanted = self.check(model, language)
+        if len(data) > rules.max_bytes:
+            raise PayloadTooLarge(f"the audio is larger than {rules.max_bytes} bytes")
+        try:
+            decoded = await self._pool.submit(lambda: decode_audio(data, max_seconds=rules.max_seconds))
+        except AudioTooLong as exc:
+            raise PayloadTooLarge(f"the audio is longer than {rules.max_seconds:g} s") from exc
+        except UndecodableAudio as exc:
+            raise InvalidRequest(f"file: not audio that can be decoded ({exc})") from exc
+        credits = math.ceil(decoded.duration_seconds) * rules.credits_per_second
+        charge = await self._billing.hold(
+            account_id,
+            credits,
+            reference=reference,
+            surface=SURFACE,
+            units=math.ceil(decoded.duration_seconds),
+        )
+        completed = False
+        try:
+            transcript = await self._pool.submit(
+                lambda: engine.transcribe(decoded.samples, decoded.sample_rate, language=wanted, words=words)
+            )
+            completed = True
+        except EngineError as exc:
+            raise EngineUnavailable(f"transcription failed: {exc}", retry_after=5) from exc
+        except ValueError as exc:
+            raise Unprocessable(f"the audio cannot be transcribed: {exc}") from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                if completed:
+                    await self._billing.capture(reference)
+                else:
+                    await self._billing.release(reference)
+        return TranscriptionResult(transcript=transcript, credits=credits, charge=charge)
