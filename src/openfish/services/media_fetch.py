@@ -171,12 +171,5 @@ class MediaFetcher:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            # No keep-alive: a pooled connection is keyed by IP and must never carry a request for
-            # another hostname that TLS did not verify. No proxies or .netrc from the environment.
-            self._client = httpx.AsyncClient(
-                timeout=self._rules.timeout_seconds,
-                follow_redirects=False,
-                trust_env=False,
-                limits=httpx.Limits(max_keepalive_connections=0),
-            )
+            self._client = net_guard.guarded_client(self._rules.timeout_seconds)
         return self._client

@@ -74,3 +74,18 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def guarded_client(timeout_seconds: float) -> httpx.AsyncClient:
+    """An HTTP client for requests pinned to checked addresses.
+
+    No keep-alive: a pooled connection is keyed by IP and must never carry a request for another
+    hostname that TLS did not verify. No redirects (callers check every hop themselves) and no
+    proxies or .netrc from the environment.
+    """
+    return httpx.AsyncClient(
+        timeout=timeout_seconds,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )

@@ -256,14 +256,7 @@ class WebhookService:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            # No keep-alive: a pooled connection is keyed by IP, and must never carry a request for
-            # another hostname that TLS did not verify. No proxies from the environment either.
-            self._client = httpx.AsyncClient(
-                timeout=self._rules.timeout_seconds,
-                follow_redirects=False,
-                trust_env=False,
-                limits=httpx.Limits(max_keepalive_connections=0),
-            )
+            self._client = net_guard.guarded_client(self._rules.timeout_seconds)
         return self._client
 
     async def _record(self, claim: _Claim, outcome: _Outcome) -> None:
