@@ -165,7 +165,9 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         services.signer.load_or_create()
         services.pool.start()
         if settings.tts.preload and settings.surfaces.tts:
-            await services.pool.submit(services.engines.load_all)
+            await services.pool.submit(services.engines.load_speech)
+        if settings.asr.preload and settings.surfaces.asr:
+            await services.pool.submit(services.engines.load_transcribers)
         if settings.surfaces.voices:
             await services.voice_processor.resume()
         stop = asyncio.Event()

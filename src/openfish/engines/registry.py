@@ -67,8 +67,16 @@ class EngineRegistry:
 
     def load_all(self) -> None:
         """Load every engine's model (blocking; run off the event loop)."""
+        self.load_speech()
+        self.load_transcribers()
+
+    def load_speech(self) -> None:
+        """Load the speech engines' models (blocking)."""
         for engine in self._speech.values():
             engine.load()
+
+    def load_transcribers(self) -> None:
+        """Load the transcription models (blocking)."""
         for transcriber in self._transcribers.values():
             transcriber.load()
 
