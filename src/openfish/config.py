@@ -8,6 +8,7 @@ import time: :func:`openfish.app.create_app` receives a ``Settings`` instance.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -178,6 +179,8 @@ class AsrSettings(BaseModel):
     max_seconds: float = Field(default=3600, gt=0, description="Longest audio accepted.")
     max_bytes: int = Field(default=200 << 20, ge=1024, description="Largest upload accepted.")
     credits_per_second: int = Field(default=1, ge=0)
+    device: Literal["cpu", "cuda", "auto"] = Field(default="cpu", description="cuda uses a GPU if present.")
+    compute_type: str = Field(default="int8", description="CTranslate2 compute type (int8, float16, ...).")
 
 
 class Settings(BaseSettings):

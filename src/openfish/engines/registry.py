@@ -107,6 +107,8 @@ def build_engines(settings: Settings) -> EngineRegistry:
     registry.register_converter(WorldConverter())
     if settings.asr.enabled:
         # Cheap: the base model is joined from its two packages on first load(), not here.
-        for transcriber in build_whisper_engines(settings.data_dir):
+        asr = settings.asr
+        engines = build_whisper_engines(settings.data_dir, device=asr.device, compute_type=asr.compute_type)
+        for transcriber in engines:
             registry.register_transcriber(transcriber)
     return registry

@@ -247,17 +247,24 @@ def _words(raw: list[Any] | None, lower: float, upper: float) -> list[Word]:
     return out
 
 
-def build_whisper_engines(data_dir: Path, default: str = "base") -> list[WhisperEngine]:
+def build_whisper_engines(
+    data_dir: Path, default: str = "base", *, device: str = "cpu", compute_type: str = "int8"
+) -> list[WhisperEngine]:
     """The bundled models, ``default`` first (``base`` or ``tiny-en``, with or without the
-    ``whisper-`` prefix); nothing is assembled or loaded until ``load()``."""
+    ``whisper-`` prefix); nothing is assembled or loaded until ``load()``. ``device="cuda"`` (with
+    e.g. ``compute_type="float16"``) uses a GPU when the operator configures one."""
     models_dir = data_dir / "models"
     base = WhisperEngine(
         "whisper-base",
         models_dir / "whisper-base",
         english_only=False,
+        device=device,
+        compute_type=compute_type,
         prepare=lambda: assemble_whisper_base(models_dir),
     )
-    tiny = WhisperEngine("whisper-tiny-en", tiny_en_path(), english_only=True)
+    tiny = WhisperEngine(
+        "whisper-tiny-en", tiny_en_path(), english_only=True, device=device, compute_type=compute_type
+    )
     wanted = default.removeprefix("whisper-")
     if wanted not in ("base", "tiny-en"):
         raise ValueError(f"unknown whisper model {default!r}; choose base or tiny-en")
