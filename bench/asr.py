@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 from tests.audio_checks import word_error_rate
 
-from bench.tts import _free_port, start_server
+from bench.server import free_port, start_server
 from openfish.audio.encode import encode_complete
 from openfish.engines.base import Audio, SynthesisOptions
 from openfish.engines.piper import PiperEngine
@@ -225,8 +225,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         engines = {e.name: e for e in build_whisper_engines(Path(tmp) / "raw")}
-        port = _free_port()
-        server, token = start_server(Path(tmp) / "server", port)
+        port = free_port()
+        server, token = start_server(Path(tmp) / "server", port, Path(tmp) / "serve.log")
         try:
             print(
                 f"openfish ASR benchmark ({os.cpu_count()} cores, load average "

@@ -9,30 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from bench.server import free_port, start_server
 from openfish.app import build_services
 from openfish.config import Settings
 
 REQUESTS = 400
 CONCURRENCY = 8
 CHARGES = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -108,40 +98,11 @@ async def _ledger_figures(data_dir: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        port = _free_port()
-        env = {
-            **os.environ,
-            "OPENFISH_DATA_DIR": str(data_dir / "server"),
-            "OPENFISH_PORT": str(port),
-            "OPENFISH_LOG_LEVEL": "warning",
-            "OPENFISH_TIERS__PRO__REQUESTS_PER_MINUTE": "1000000",
-            "OPENFISH_TIERS__PRO__MAX_CONCURRENT_REQUESTS": "64",
-            "COLUMNS": "200",
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "openfish", "serve"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        port = free_port()
+        server, token = start_server(data_dir / "server", port, data_dir / "serve.log")
         try:
-            assert server.stdout is not None
-            token = ""
-            for raw in server.stdout:
-                line = raw.decode()
-                if re.match(r"^ofk_tok_\S+$", line.strip()):
-                    token = line.strip()
-                if "listening" in line:
-                    break
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
             print(f"openfish foundation benchmark ({os.cpu_count()} cores, {REQUESTS} requests each)")
-            asyncio.run(_http_figures(base, token))
+            asyncio.run(_http_figures(f"http://127.0.0.1:{port}", token))
         finally:
             server.terminate()
             server.wait(timeout=15)

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.tts import _free_port
+from bench.server import free_port, start_server
 from openfish.config import JobSettings
 from openfish.engines.base import SynthesisOptions
 from openfish.engines.piper import PiperEngine
@@ -264,45 +262,11 @@ async def run(base: str, token: str, engine: PiperEngine) -> None:
             print(f"{label:<44} {_ms(values)}")
 
 
-def start_server(data_dir: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``openfish serve`` with default job settings and limits high enough for the burst; its
-    output goes to ``log`` (never a pipe that could fill up)."""
-    env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("OPENFISH_")},
-        "OPENFISH_DATA_DIR": str(data_dir),
-        "OPENFISH_PORT": str(port),
-        "OPENFISH_LOG_LEVEL": "warning",
-        "OPENFISH_BOOTSTRAP__CREDITS": str(10**9),
-        "OPENFISH_TIERS__PRO__REQUESTS_PER_MINUTE": "1000000",
-        "OPENFISH_TIERS__PRO__MAX_CONCURRENT_REQUESTS": "64",
-        "COLUMNS": "200",
-    }
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "openfish", "serve"], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    for _ in range(600):
-        if server.poll() is not None:
-            break
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                token = re.search(r"^ofk_tok_\S+$", log.read_text(), re.MULTILINE)
-                if token is None:
-                    break
-                return server, token.group(0)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    server.wait()
-    raise RuntimeError(f"server did not start:\n{log.read_text()}")
-
-
 def main() -> None:
     engine = PiperEngine.bundled()
     engine.load()
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
+        port = free_port()
         log = Path(tmp) / "serve.log"
         server, token = start_server(Path(tmp) / "data", port, log)
         try:

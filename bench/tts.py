@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.server import free_port, start_server
 from openfish.engines.base import SynthesisOptions
 from openfish.engines.piper import PiperEngine
 
@@ -43,13 +40,6 @@ TEXTS = {
 REPEATS = 5
 SAMPLE_RATE = 22050
 BYTES_PER_SECOND = SAMPLE_RATE * 2  # pcm s16le mono
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def raw_first_and_total(engine: PiperEngine, text: str) -> tuple[float, float, float]:
@@ -125,38 +115,6 @@ async def http_throughput(
     return produced / (time.perf_counter() - start), statistics.median(firsts), max(firsts)
 
 
-def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    env = {
-        **os.environ,
-        "OPENFISH_DATA_DIR": str(data_dir),
-        "OPENFISH_PORT": str(port),
-        "OPENFISH_LOG_LEVEL": "warning",
-        "OPENFISH_BOOTSTRAP__CREDITS": str(10**9),
-        "OPENFISH_TIERS__PRO__REQUESTS_PER_MINUTE": "1000000",
-        "OPENFISH_TIERS__PRO__MAX_CONCURRENT_REQUESTS": "64",
-        "COLUMNS": "200",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "openfish", "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-    )
-    assert server.stdout is not None
-    token = ""
-    for raw in server.stdout:
-        line = raw.decode().strip()
-        if re.match(r"^ofk_tok_\S+$", line):
-            token = line
-        if "listening" in line:
-            break
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return server, token
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 async def http_figures(base: str, token: str, engine: PiperEngine) -> None:
     print(
         f"{'text':<16} {'raw first':>10} {'http first':>11} {'raw total':>10} {'http total':>11} {'ratio':>6}"
@@ -198,8 +156,8 @@ def main() -> None:
     engine = PiperEngine.bundled()
     engine.load()
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        server, token = start_server(Path(tmp), port)
+        port = free_port()
+        server, token = start_server(Path(tmp) / "data", port, Path(tmp) / "serve.log")
         try:
             base = f"http://127.0.0.1:{port}"
             print(f"openfish TTS benchmark ({os.cpu_count()} cores), medians of {REPEATS}, pcm unless noted")

@@ -14,8 +14,7 @@ from fastapi.responses import FileResponse
 
 from openfish.api.deps import ServicesDep
 from openfish.errors import ErrorBody, NotFound
-from openfish.services.synthesis import STORED_AREA
-from openfish.services.tts_jobs import JOB_AREA
+from openfish.services.synthesis import stored_audio_key
 
 router = APIRouter(prefix="/api/open/v1", tags=["tts"])
 
@@ -49,8 +48,7 @@ async def stored_audio(
     if match is None:
         raise NotFound("No such audio.")
     services.signer.verify(name, expires, sig)
-    area = JOB_AREA if name.startswith("job_") else STORED_AREA
-    path = services.blobs.local_path(f"{area}/{name}")
+    path = services.blobs.local_path(stored_audio_key(name))
     if path is None:
         raise NotFound("No such audio.")
     rate, fmt = match.groups()

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+import anyio
 from sqlalchemy import ColumnElement, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,6 +133,15 @@ class BillingService:
             await self._give_back(session, hold, hold.amount)
             self._append(session, hold.account_id, "release", reference, hold.amount, 0, hold.surface, 0)
             return HoldState(reference, hold.account_id, hold.amount, HOLD_RELEASED)
+
+    async def settle(self, reference: str, *, succeeded: bool) -> None:
+        """Capture (work succeeded) or release a hold — even while the caller is being cancelled, so
+        an abandoned stream or request can never leave credits held."""
+        with anyio.CancelScope(shield=True):
+            if succeeded:
+                await self.capture(reference)
+            else:
+                await self.release(reference)
 
     async def top_up(
         self, account_id: str, amount: int, *, reference: str | None = None, memo: str | None = None

@@ -41,9 +41,7 @@ class FileService:
 
     async def get(self, account_id: str, file_id: str) -> bytes:
         """The account's file; 404 for an unknown id or another account's file."""
-        if not FILE_ID.match(file_id):
-            raise NotFound("No such file.")
-        key = _key(account_id, file_id)
+        key = self._existing_key(account_id, file_id)
         try:
             return await self._pool.submit(lambda: self._blobs.get(key))
         except FileNotFoundError as exc:
@@ -51,5 +49,12 @@ class FileService:
 
     async def delete(self, account_id: str, file_id: str) -> None:
         """Remove the account's file (404 if there is none)."""
-        await self.get(account_id, file_id)
-        await self._pool.submit(lambda: self._blobs.delete(_key(account_id, file_id)))
+        key = self._existing_key(account_id, file_id)
+        if not await self._pool.submit(lambda: self._blobs.exists(key)):
+            raise NotFound("No such file.")
+        await self._pool.submit(lambda: self._blobs.delete(key))
+
+    def _existing_key(self, account_id: str, file_id: str) -> str:
+        if not FILE_ID.match(file_id):
+            raise NotFound("No such file.")
+        return _key(account_id, file_id)

@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
-import anyio
 import numpy as np
 
 from openfish.audio.effects import TempoPitch
@@ -27,8 +26,15 @@ from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 
 SURFACE = "tts"
-#: Blob store area of rendered TTS audio.
+#: Blob store areas of rendered TTS audio (content-addressed) and of TTS job output.
 STORED_AREA = "tts"
+JOB_AREA = "jobs"
+
+
+def stored_audio_key(name: str) -> str:
+    """The blob key of audio served at ``/api/open/v1/audio/<name>``: job output is named after its
+    job (``job_…``), ``cache=true`` audio after its content hash."""
+    return f"{JOB_AREA if name.startswith('job_') else STORED_AREA}/{name}"
 
 
 #: Finds the made voice behind a voice id: (base voice id, conversion), or None for built-ins.
@@ -148,11 +154,7 @@ class SynthesisService:
                     self._active -= 1
             completed = True
         finally:
-            with anyio.CancelScope(shield=True):
-                if completed:
-                    await self._billing.capture(reference)
-                else:
-                    await self._billing.release(reference)
+            await self._billing.settle(reference, succeeded=completed)
         return StoredSpeech(plan=plan, name=name, hold=hold, reused=reused)
 
     async def render_audio(self, plan: SynthesisPlan) -> bytes:
@@ -184,8 +186,7 @@ class SynthesisService:
 
     async def settle(self, reference: str) -> None:
         """Release the hold if its stream never finished (idempotent; safe after capture)."""
-        with anyio.CancelScope(shield=True):
-            await self._billing.release(reference)
+        await self._billing.settle(reference, succeeded=False)
 
     async def _produce(
         self, plan: SynthesisPlan, encoder: StreamEncoder, reference: str
@@ -202,11 +203,7 @@ class SynthesisService:
             completed = True
         finally:
             self._active -= 1
-            with anyio.CancelScope(shield=True):
-                if completed:
-                    await self._billing.capture(reference)
-                else:
-                    await self._billing.release(reference)
+            await self._billing.settle(reference, succeeded=completed)
 
     async def _encoded_pieces(self, plan: SynthesisPlan, encoder: StreamEncoder) -> AsyncIterator[bytes]:
         """Each piece synthesized, shaped and encoded in the pool; the next is queued while this one

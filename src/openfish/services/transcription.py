@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-import anyio
-
 from openfish.audio.decode import AudioTooLong, UndecodableAudio, decode_audio
 from openfish.config import Settings
 from openfish.engines.base import EngineError, Transcript, TranscriptionEngine
@@ -18,7 +16,7 @@ from openfish.errors import EngineUnavailable, InvalidRequest, NotFound, Payload
 from openfish.services.billing import BillingService, ChargeResult
 from openfish.services.files import FileService
 from openfish.services.signing import UrlSigner
-from openfish.services.synthesis import STORED_AREA
+from openfish.services.synthesis import stored_audio_key
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 
@@ -89,9 +87,8 @@ class TranscriptionService:
             except (KeyError, ValueError) as exc:
                 raise InvalidRequest("audioUrl: a stored-audio URL needs its expires and sig") from exc
             self._signer.verify(name, expires, signature)
-            area = "jobs" if name.startswith("job_") else STORED_AREA
             try:
-                return await self._pool.submit(lambda: self._blobs.get(f"{area}/{name}"))
+                return await self._pool.submit(lambda: self._blobs.get(stored_audio_key(name)))
             except (FileNotFoundError, ValueError) as exc:
                 raise NotFound("audioUrl: no such audio") from exc
         if parts.path.startswith(_FILES_PATH):
@@ -158,9 +155,5 @@ class TranscriptionService:
         except ValueError as exc:
             raise Unprocessable(f"the audio cannot be transcribed: {exc}") from exc
         finally:
-            with anyio.CancelScope(shield=True):
-                if completed:
-                    await self._billing.capture(reference)
-                else:
-                    await self._billing.release(reference)
+            await self._billing.settle(reference, succeeded=completed)
         return TranscriptionResult(transcript=transcript, credits=credits, charge=charge)

@@ -19,7 +19,7 @@ from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
 from openfish.services.signing import UrlSigner
 from openfish.services.speech import TtsRequest
-from openfish.services.synthesis import SynthesisService
+from openfish.services.synthesis import JOB_AREA, SynthesisService
 from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
@@ -27,7 +27,6 @@ from openfish.store.database import Database
 from openfish.store.models import Job
 
 KIND = "tts"
-JOB_AREA = "jobs"
 
 
 def hold_reference(job_id: str) -> str:
