@@ -264,16 +264,24 @@ class FailsOnSecondPiece:
         yield from self._inner.synthesize(text, options)
 
 
-async def test_a_failure_after_streaming_began_is_visible_and_costs_nothing(
-    harness_factory: Callable[..., Any], engines: EngineRegistry
-) -> None:
+FAILING_TEXT = "First sentence is fine. The second one fails. A third never comes."
+
+
+@pytest.fixture
+async def failing_harness(harness_factory: Callable[..., Any], engines: EngineRegistry) -> Harness:
+    """An app whose only engine is Piper made to fail on the second piece of text."""
     piper = engines.speech("piper")
     assert piper is not None
     failing = EngineRegistry()
     failing.register(FailsOnSecondPiece(piper))
     harness: Harness = await harness_factory(engines=failing)
+    return harness
+
+
+async def test_a_failure_after_streaming_began_is_visible_and_costs_nothing(failing_harness: Harness) -> None:
+    harness = failing_harness
     caller = await harness.new_caller()
-    text = "First sentence is fine. The second one fails. A third never comes."
+    text = FAILING_TEXT
     with pytest.raises(EngineError):
         # In-process the app's exception reaches the client; over HTTP the chunked body ends
         # without its last chunk, which HTTP clients report as an incomplete read.
@@ -282,16 +290,10 @@ async def test_a_failure_after_streaming_began_is_visible_and_costs_nothing(
     assert harness.services.synthesis.active_streams == 0
 
 
-async def test_a_failed_render_for_cache_stores_and_costs_nothing(
-    harness_factory: Callable[..., Any], engines: EngineRegistry
-) -> None:
-    piper = engines.speech("piper")
-    assert piper is not None
-    failing = EngineRegistry()
-    failing.register(FailsOnSecondPiece(piper))
-    harness: Harness = await harness_factory(engines=failing)
+async def test_a_failed_render_for_cache_stores_and_costs_nothing(failing_harness: Harness) -> None:
+    harness = failing_harness
     caller = await harness.new_caller()
-    text = "First sentence is fine. The second one fails. A third never comes."
+    text = FAILING_TEXT
     with pytest.raises(EngineError):
         await harness.client.post(TTS, headers=caller.headers, json={"text": text, "cache": True})
     assert await balance(harness, caller) == 1000
