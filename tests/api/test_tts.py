@@ -97,33 +97,34 @@ async def test_volume_changes_the_level_by_the_requested_decibels(harness: Harne
     assert levels[-12] - levels[0] == pytest.approx(-12, abs=1.5)
 
 
-@pytest.mark.parametrize(
-    ("voice", "runs", "lowest"), [("espeak-en-us", 1, 1.17), ("en_US-joe-medium", 3, 1.10)]
-)
+@pytest.mark.parametrize(("voice", "lowest"), [("espeak-en-us", 1.17), ("en_US-joe-medium", 1.08)])
 async def test_happy_is_higher_pitched_than_calm(
-    harness: Harness, caller: Caller, voice: str, runs: int, lowest: float
+    harness_factory: Callable[..., Any], voice: str, lowest: float
 ) -> None:
+    # Piper samples noise on every call (its median F0 moves by ~10% between runs); a version with
+    # the noise turned off makes both emotions start from the same speech, so only the mapping differs.
+    harness: Harness = await harness_factory(
+        tts={"versions": {"steady": {"noise_scale": 0, "noise_w": 0, "emotion": True}}}
+    )
+    caller = await harness.new_caller()
     pitch: dict[str, float] = {}
     for emotion in ("calm", "happy"):
-        estimates = []
-        for _ in range(runs):
-            response = await harness.client.post(
-                TTS,
-                headers=caller.headers,
-                json={
-                    "text": SENTENCE,
-                    "format": "wav",
-                    "version": "v3-hd",
-                    "emotion": emotion,
-                    "voiceId": voice,
-                },
-            )
-            assert response.status_code == 200, response.text
-            audio = decoded(response.content, "audio/wav")
-            estimates.append(mean_f0(audio.samples, audio.sample_rate))
-        pitch[emotion] = float(np.median(estimates))
-    # happy is +2.5 semitones and calm -1: 3.5 semitones apart is a factor of 1.22. espeak-ng speaks
-    # the same way every time; Piper varies from run to run, so it gets a median and more slack.
+        response = await harness.client.post(
+            TTS,
+            headers=caller.headers,
+            json={
+                "text": SENTENCE,
+                "format": "wav",
+                "version": "steady",
+                "emotion": emotion,
+                "voiceId": voice,
+            },
+        )
+        assert response.status_code == 200, response.text
+        audio = decoded(response.content, "audio/wav")
+        pitch[emotion] = mean_f0(audio.samples, audio.sample_rate)
+    # happy is +2.5 semitones and calm -1: 3.5 semitones apart is a factor of 1.22. On Piper's voice
+    # harvest's voicing decisions move with the pitch and its median shows ~1.12 for the same shift.
     assert pitch["happy"] / pitch["calm"] > lowest
 
 
