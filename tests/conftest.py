@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from bench.server import free_port
 from fastapi import FastAPI
 
 from openfish.api.deps import Services
+from openfish.api.sockets import websocket_options
 from openfish.app import create_app
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry, build_engines
@@ -50,10 +53,17 @@ class Harness:
         services: Services = self.app.state.services
         return services
 
-    async def new_caller(self, tier: str = "pro", credits: int = 1000) -> Caller:
+    async def new_caller(
+        self, tier: str = "pro", credits: int = 1000, features: tuple[str, ...] = ()
+    ) -> Caller:
         account = await self.services.accounts.create_account("tester", tier, credits)
+        for flag in features:
+            await self.services.accounts.set_feature(account.id, flag, True)
         issued = await self.services.accounts.create_token(account.id, "test")
         return Caller(account.id, issued.plaintext, issued.token_id)
+
+    async def balance(self, account_id: str) -> int:
+        return (await self.services.accounts.get_account(account_id)).credits
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +91,33 @@ async def harness_factory(tmp_path: Path, engines: EngineRegistry) -> AsyncItera
     for _app, client, lifespan in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Harness], Awaitable[str]]]:
+    """Serves a harness's app over real TCP (uvicorn, in the test's event loop, with the server's
+    WebSocket options) and returns its ``ws://`` base URL: WebSocket tests need a real socket."""
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(harness: Harness) -> str:
+        port = free_port()
+        options = websocket_options(harness.services.settings)
+        config = uvicorn.Config(
+            harness.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", **options
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        servers.append((server, task))
+        return f"ws://127.0.0.1:{port}"
+
+    yield start
+    for server, task in servers:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture

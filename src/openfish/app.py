@@ -11,7 +11,17 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from openfish import __version__
-from openfish.api import audio, health, legacy, legacy_voices, profile, transcriptions, tts, usage
+from openfish.api import (
+    audio,
+    health,
+    legacy,
+    legacy_voices,
+    profile,
+    realtime_tts,
+    transcriptions,
+    tts,
+    usage,
+)
 from openfish.api import files as files_api
 from openfish.api import tts_jobs as tts_jobs_api
 from openfish.api import voices as voices_api
@@ -30,6 +40,7 @@ from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
 from openfish.services.media_fetch import MediaFetcher
 from openfish.services.readiness import Readiness
+from openfish.services.realtime import SessionSlots, release_abandoned
 from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
@@ -94,6 +105,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
             settings, billing, engines, pool, files, signer, blobs, media_fetcher
         ),
         media_fetcher=media_fetcher,
+        realtime_slots=SessionSlots(),
         job_worker=JobWorker(
             db,
             queue,
@@ -126,6 +138,7 @@ async def run_background(services: Services, stop: asyncio.Event, *, worker: boo
 async def _maintenance(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await services.idempotency.purge_expired()
+        await release_abandoned(services.billing, services.settings)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
 
@@ -150,6 +163,8 @@ def _surface_routers(settings: Settings) -> list[APIRouter]:
         "asr": [transcriptions.router],
         "files": [files_api.router],
     }
+    if settings.realtime.tts:
+        available["tts"].append(realtime_tts.router)
     enabled = settings.surfaces.model_dump()
     return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
 

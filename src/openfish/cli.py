@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from openfish.api.deps import Services
+from openfish.api.sockets import websocket_options
 from openfish.app import build_services, create_app, run_background
 from openfish.cli_transcribe import transcribe
 from openfish.cli_tts import tts
@@ -94,6 +95,7 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=False,
         access_log=False,  # openfish.access logs each request with its request id instead
+        **websocket_options(settings),
     )
 
 

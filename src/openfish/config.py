@@ -19,6 +19,7 @@ class TierSettings(BaseModel):
 
     requests_per_minute: int = Field(default=60, ge=1)
     max_concurrent_requests: int = Field(default=4, ge=1)
+    max_realtime_sessions: int = Field(default=2, ge=0, description="Open realtime WebSocket sessions.")
     monthly_quota: int | None = Field(
         default=None,
         ge=0,
@@ -29,9 +30,13 @@ class TierSettings(BaseModel):
 
 def _default_tiers() -> dict[str, TierSettings]:
     return {
-        "free": TierSettings(requests_per_minute=30, max_concurrent_requests=2, monthly_quota=10_000),
-        "pro": TierSettings(requests_per_minute=300, max_concurrent_requests=8),
-        "enterprise": TierSettings(requests_per_minute=3000, max_concurrent_requests=64),
+        "free": TierSettings(
+            requests_per_minute=30, max_concurrent_requests=2, max_realtime_sessions=1, monthly_quota=10_000
+        ),
+        "pro": TierSettings(requests_per_minute=300, max_concurrent_requests=8, max_realtime_sessions=4),
+        "enterprise": TierSettings(
+            requests_per_minute=3000, max_concurrent_requests=64, max_realtime_sessions=32
+        ),
     }
 
 
@@ -183,6 +188,31 @@ class AsrSettings(BaseModel):
     compute_type: str = Field(default="int8", description="CTranslate2 compute type (int8, float16, ...).")
 
 
+class RealtimeSettings(BaseModel):
+    """Realtime WebSocket sessions (TTS and ASR): limits, timeouts, billing blocks and VAD tuning."""
+
+    tts: bool = Field(default=True, description="Serve realtime TTS (v1 and legacy).")
+    asr: bool = Field(default=True, description="Serve realtime ASR.")
+    max_message_bytes: int = Field(default=1 << 20, ge=1024, description="Largest frame accepted.")
+    idle_timeout_seconds: float = Field(default=60.0, gt=0, description="Close after this long silent.")
+    max_session_seconds: float = Field(default=3600.0, gt=0, description="Close a socket this old.")
+    max_buffered_chars: int = Field(
+        default=20_000, ge=100, description="Text waiting to be spoken before reading pauses."
+    )
+    max_session_chars: int = Field(default=200_000, ge=1, description="Text one TTS session may send.")
+    tts_hold_chars: int = Field(
+        default=2_000, ge=1, description="Characters of credit set aside at a time while speaking."
+    )
+    asr_hold_seconds: int = Field(
+        default=60, ge=1, description="Audio seconds of credit set aside at a time."
+    )
+    asr_model: str | None = Field(default=None, description="Model for realtime ASR (default: asr's).")
+    speech_threshold: float = Field(default=0.5, gt=0, lt=1, description="VAD probability of speech.")
+    end_silence_ms: int = Field(default=500, ge=100, le=5000, description="Silence that ends an utterance.")
+    partial_interval_seconds: float = Field(default=1.0, ge=0.2, description="Least time between partials.")
+    max_utterance_seconds: float = Field(default=25.0, ge=2, le=30, description="Longer speech is cut.")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one openfish server."""
 
@@ -203,6 +233,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     asr: AsrSettings = AsrSettings()
     media_fetch: MediaFetchSettings = MediaFetchSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
     public_url: str | None = Field(
         default=None, description="Base URL clients reach this server at (for URLs in webhooks)."
     )

@@ -19,6 +19,9 @@ class OpenfishError(Exception):
     default_message: ClassVar[str] = "An internal error occurred."
     #: Legacy paths answer some errors with another status (insufficient credits → 429).
     legacy_status: ClassVar[int | None] = None
+    #: WebSocket close code for this error on a realtime socket; None keeps the socket open (the
+    #: client may correct itself and go on).
+    ws_close: ClassVar[int | None] = 1011
 
     def __init__(self, message: str | None = None, *, details: str | None = None) -> None:
         self.message = message or self.default_message
@@ -34,12 +37,14 @@ class InvalidRequest(OpenfishError):
     status = 400
     code = "invalid_request"
     default_message = "The request payload is invalid."
+    ws_close = None
 
 
 class Unauthorized(OpenfishError):
     status = 401
     code = "unauthorized"
     default_message = "A valid API token is required."
+    ws_close = 1008
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
@@ -50,6 +55,7 @@ class InsufficientCredits(OpenfishError):
     legacy_status = 429
     code = "insufficient_credits"
     default_message = "The account does not have enough credits for this request."
+    ws_close = None
 
 
 class QuotaExceeded(InsufficientCredits):
@@ -61,12 +67,14 @@ class Forbidden(OpenfishError):
     status = 403
     code = "forbidden"
     default_message = "Access to this resource is forbidden."
+    ws_close = 1008
 
 
 class NotFound(OpenfishError):
     status = 404
     code = "not_found"
     default_message = "The requested resource was not found."
+    ws_close = None
 
 
 class MethodNotAllowed(OpenfishError):
@@ -86,24 +94,28 @@ class Conflict(OpenfishError):
     status = 409
     code = "conflict"
     default_message = "The request conflicts with the current state of the resource."
+    ws_close = None
 
 
 class PayloadTooLarge(OpenfishError):
     status = 413
     code = "payload_too_large"
     default_message = "The request body is too large."
+    ws_close = 1009
 
 
 class UnsupportedMediaType(OpenfishError):
     status = 415
     code = "unsupported_media_type"
     default_message = "The request body's content type is not supported here."
+    ws_close = 1003
 
 
 class Unprocessable(OpenfishError):
     status = 422
     code = "unprocessable"
     default_message = "The request is well-formed but cannot be processed."
+    ws_close = None
 
 
 class _RetryableError(OpenfishError):
@@ -119,6 +131,14 @@ class RateLimited(_RetryableError):
     status = 429
     code = "rate_limited"
     default_message = "Too many requests; retry later."
+    ws_close = 1013
+
+
+class TimedOut(OpenfishError):
+    status = 408
+    code = "timeout"
+    default_message = "The session was idle or open for too long."
+    ws_close = 1000
 
 
 class InternalError(OpenfishError):
@@ -129,6 +149,7 @@ class EngineUnavailable(_RetryableError):
     status = 503
     code = "engine_unavailable"
     default_message = "The engine for this request is not available right now."
+    ws_close = 1013
 
 
 #: Status codes Starlette raises itself (routing, body parsing) mapped onto the tree.

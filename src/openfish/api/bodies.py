@@ -49,7 +49,7 @@ async def read_model(request: Request, model: type[ModelT]) -> ModelT:
         if media_type in JSON_TYPES:
             return model.model_validate_json(raw)
         if media_type in MSGPACK_TYPES:
-            return model.model_validate(_unpack(raw))
+            return model.model_validate(unpack_map(raw))
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise InvalidRequest(describe_validation_errors(errors)) from exc
@@ -68,12 +68,13 @@ def validate_model(model: type[ModelT], data: Any) -> ModelT:
         raise InvalidRequest(describe_validation_errors(errors)) from exc
 
 
-def _unpack(raw: bytes) -> Any:
+def unpack_map(raw: bytes, what: str = "the request body") -> dict[str, Any]:
+    """``raw`` as a MessagePack map with string keys, or 400 saying what is wrong with ``what``."""
     try:
         value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
     except (msgpack.exceptions.UnpackException, ValueError, TypeError) as exc:
         # Truncated or trailing data, reserved bytes, invalid UTF-8 in a string, non-string keys.
-        raise InvalidRequest(f"the request body is not valid MessagePack ({type(exc).__name__})") from exc
+        raise InvalidRequest(f"{what} is not valid MessagePack ({type(exc).__name__})") from exc
     if not isinstance(value, dict):
-        raise InvalidRequest("the request body must be a MessagePack map")
+        raise InvalidRequest(f"{what} must be a MessagePack map")
     return value

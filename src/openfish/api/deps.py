@@ -22,6 +22,7 @@ from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
 from openfish.services.media_fetch import MediaFetcher
 from openfish.services.readiness import Readiness
+from openfish.services.realtime import SessionSlots
 from openfish.services.signing import UrlSigner
 from openfish.services.synthesis import SynthesisService
 from openfish.services.transcription import TranscriptionService
@@ -60,6 +61,7 @@ class Services:
     files: FileService
     media_fetcher: MediaFetcher
     transcription: TranscriptionService
+    realtime_slots: SessionSlots
 
     def job_worker_wake(self) -> None:
         """Tell the embedded worker a job was queued (a separate worker finds it by polling)."""

@@ -170,3 +170,37 @@ class TranscriptionEngine(Protocol):
     def transcribe(self, audio: Audio, sample_rate: int, *, language: str | None, words: bool) -> Transcript:
         """Transcribe mono float audio; ``language`` None means detect it."""
         ...
+
+
+class VadStream(Protocol):
+    """Voice-activity state of one audio stream (not shared between streams)."""
+
+    def probabilities(self, audio: Audio) -> list[float]:
+        """Speech probability of each whole ``window`` of ``audio`` (16 kHz mono), in order.
+
+        Callers pass whole windows; the model's recurrent state carries over between calls.
+        """
+        ...
+
+
+@runtime_checkable
+class VadEngine(Protocol):
+    """Finds speech in 16 kHz mono audio, window by window (blocking; run in the worker pool)."""
+
+    @property
+    def name(self) -> str:
+        """The engine's registry name (e.g. ``silero``)."""
+        ...
+
+    @property
+    def window(self) -> int:
+        """Samples per decision (512 at 16 kHz = 32 ms for Silero)."""
+        ...
+
+    def load(self) -> None:
+        """Load the model; idempotent."""
+        ...
+
+    def stream(self) -> VadStream:
+        """Fresh state for a new audio stream."""
+        ...

@@ -8,7 +8,7 @@ finds the first one and changes nothing. The ledger of an account always sums to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,10 +105,40 @@ class BillingService:
         """Set ``amount`` credits aside for async work; a repeat returns the first hold."""
         return await self._debit("hold", account_id, amount, reference, surface, units, session)
 
+    async def extend_hold(self, reference: str, amount: int, *, step: int) -> ChargeResult:
+        """Set ``amount`` more credits aside under an open hold (a realtime session grows its hold
+        as it is used). ``step`` numbers the extensions of one hold, so a retry changes nothing."""
+        if step < 1:
+            raise InvalidRequest("extension steps start at 1")
+        extension = f"{reference}+{step}"
+        async with self._db.transaction() as session:
+            hold = await session.get(CreditHold, reference)
+            if hold is None or hold.status != HOLD_HELD:
+                raise NotFound(f"no open credit hold {reference}")
+            repeated = await self._entry_exists(session, "hold", extension)
+            result = await self._debit(
+                "hold", hold.account_id, amount, extension, hold.surface or "", 0, session, new_hold=False
+            )
+            if repeated:
+                return result
+            await session.execute(
+                update(CreditHold)
+                .where(CreditHold.reference == reference)
+                .values(amount=CreditHold.amount + amount)
+                .execution_options(synchronize_session=False)
+            )
+            return result
+
     async def capture(
-        self, reference: str, amount: int | None = None, *, session: AsyncSession | None = None
+        self,
+        reference: str,
+        amount: int | None = None,
+        *,
+        units: int | None = None,
+        session: AsyncSession | None = None,
     ) -> HoldState:
-        """Turn a hold into a charge of ``amount`` (default: all of it), refunding the rest.
+        """Turn a hold into a charge of ``amount`` (default: all of it), refunding the rest;
+        ``units`` (default: the hold's) is what the usage report counts as served.
 
         Capturing or releasing a hold that is already settled changes nothing.
         """
@@ -119,9 +149,8 @@ class BillingService:
             final = hold.amount if amount is None else max(0, min(amount, hold.amount))
             refund = hold.amount - final
             await self._give_back(session, hold, refund)
-            self._append(
-                session, hold.account_id, "capture", reference, refund, final, hold.surface, hold.units
-            )
+            served = hold.units if units is None else units
+            self._append(session, hold.account_id, "capture", reference, refund, final, hold.surface, served)
             return HoldState(reference, hold.account_id, hold.amount, HOLD_CAPTURED)
 
     async def release(self, reference: str, *, session: AsyncSession | None = None) -> HoldState:
@@ -142,6 +171,23 @@ class BillingService:
                 await self.capture(reference)
             else:
                 await self.release(reference)
+
+    async def release_stale(self, surfaces: Collection[str], opened_before: datetime) -> int:
+        """Release the open holds of ``surfaces`` opened before ``opened_before``: sessions whose
+        process died before settling them. Returns how many were released."""
+        async with self._db.session() as session:
+            references = (
+                await session.scalars(
+                    select(CreditHold.reference).where(
+                        CreditHold.status == HOLD_HELD,
+                        CreditHold.surface.in_(list(surfaces)),
+                        CreditHold.created_at < opened_before,
+                    )
+                )
+            ).all()
+        for reference in references:
+            await self.release(reference)
+        return len(references)
 
     async def top_up(
         self, account_id: str, amount: int, *, reference: str | None = None, memo: str | None = None
@@ -170,6 +216,8 @@ class BillingService:
         surface: str,
         units: int,
         outer: AsyncSession | None = None,
+        *,
+        new_hold: bool = True,
     ) -> ChargeResult:
         if amount < 0:
             raise InvalidRequest("a charge cannot be negative")
@@ -198,7 +246,7 @@ class BillingService:
                         f"this request needs {amount} credits; the balance is {account.credits}"
                     )
                 raise QuotaExceeded(f"this request needs {amount} credits; the monthly quota is {quota}")
-            if kind == "hold":
+            if kind == "hold" and new_hold:
                 session.add(
                     CreditHold(
                         reference=reference,

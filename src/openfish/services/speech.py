@@ -5,7 +5,7 @@ Every refusal happens here, before any credits move or audio is made.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from openfish.config import Settings
 from openfish.engines.base import SpeechEngine, SynthesisOptions, VoiceConverter, VoiceInfo
@@ -67,12 +67,25 @@ class SpeechPlanner:
 
     def plan(self, request: TtsRequest) -> SynthesisPlan:
         """A plan for ``request``, or the 4xx that says why it cannot be honoured."""
-        tts = self._settings.tts
         text = request.text.strip()
         if not text:
             raise InvalidRequest("text: must contain something to say")
-        if len(text) > tts.max_text_chars:
-            raise InvalidRequest(f"text: at most {tts.max_text_chars} characters per request")
+        if len(text) > self._settings.tts.max_text_chars:
+            raise InvalidRequest(f"text: at most {self._settings.tts.max_text_chars} characters per request")
+        plan = self.plan_stream(request)
+        characters = len(text)
+        return replace(
+            plan,
+            pieces=split_for_streaming(text),
+            characters=characters,
+            credits=characters * self._settings.tts.credits_per_character,
+        )
+
+    def plan_stream(self, request: TtsRequest) -> SynthesisPlan:
+        """A plan without text yet (realtime: the text arrives later): voice, engine and options
+        decided and checked, no pieces. With ``language=auto`` and no voice, ``request.text`` (may be
+        empty) picks the language."""
+        tts = self._settings.tts
         profile = tts.versions.get(request.version)
         if profile is None:
             raise InvalidRequest(f"version: must be one of {', '.join(tts.versions)}")
@@ -81,22 +94,20 @@ class SpeechPlanner:
         if request.emotion != "auto" and not profile.emotion:
             with_emotion = ", ".join(name for name, p in tts.versions.items() if p.emotion)
             raise InvalidRequest(f"emotion: only versions {with_emotion} support emotion control")
-        engine, voice = self._voice(request, text)
+        engine, voice = self._voice(request, request.text.strip())
         prosody = EMOTIONS.get(request.emotion, Prosody())
         options = SynthesisOptions(voice=voice.id, noise_scale=profile.noise_scale, noise_w=profile.noise_w)
-        pieces = split_for_streaming(text)
-        characters = len(text)
         return SynthesisPlan(
             engine=engine,
             voice=voice,
             options=options,
-            pieces=pieces,
+            pieces=[],
             format=request.format,
             tempo=request.speed * prosody.speed,
             pitch_semitones=prosody.pitch_semitones,
             gain_db=request.volume_db + prosody.energy_db,
-            characters=characters,
-            credits=characters * tts.credits_per_character,
+            characters=0,
+            credits=0,
         )
 
     def _voice(self, request: TtsRequest, text: str) -> tuple[SpeechEngine, VoiceInfo]:

@@ -41,7 +41,8 @@ def stored_audio_key(name: str) -> str:
 ConversionResolver = Callable[[str, str], Awaitable[tuple[str, Conversion] | None]]
 
 
-def _converted(plan: SynthesisPlan, audio: Audio) -> Audio:
+def converted(plan: SynthesisPlan, audio: Audio) -> Audio:
+    """``audio`` of the plan's base voice in the plan's made voice (unchanged for built-in voices)."""
     conversion = plan.conversion
     if conversion is None:
         return audio
@@ -164,7 +165,7 @@ class SynthesisService:
     def _render_whole(self, plan: SynthesisPlan) -> bytes:
         shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
         parts = [
-            shaper.process(_converted(plan, audio))
+            shaper.process(converted(plan, audio))
             for piece in plan.pieces
             for audio in plan.engine.synthesize(piece, plan.options)
         ]
@@ -174,6 +175,15 @@ class SynthesisService:
 
     async def plan(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
         """Everything about a request decided and checked (voice access included); nothing made yet."""
+        return await self._plan_with(account_id, request, self._planner.plan)
+
+    async def plan_stream(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
+        """Like ``plan`` for a realtime stream whose text has not arrived yet (no pieces, no price)."""
+        return await self._plan_with(account_id, request, self._planner.plan_stream)
+
+    async def _plan_with(
+        self, account_id: str, request: TtsRequest, planner: Callable[[TtsRequest], SynthesisPlan]
+    ) -> SynthesisPlan:
         conversion = None
         if request.voice_id and self._conversions is not None:
             resolved = await self._conversions(account_id, request.voice_id)
@@ -181,7 +191,7 @@ class SynthesisService:
                 base_voice, conversion = resolved
                 request = replace(request, voice_id=base_voice)
         # Planning may load an engine on first use: never on the event loop.
-        plan = await self._pool.submit(lambda: self._planner.plan(request))
+        plan = await self._pool.submit(lambda: planner(request))
         return replace(plan, conversion=conversion) if conversion else plan
 
     async def settle(self, reference: str) -> None:
@@ -213,7 +223,7 @@ class SynthesisService:
         rate = plan.engine.sample_rate
 
         def shaped(audio: Audio) -> Audio:
-            return apply_gain_db(shaper.process(_converted(plan, audio)), plan.gain_db)
+            return apply_gain_db(shaper.process(converted(plan, audio)), plan.gain_db)
 
         def job(index: int) -> Callable[[], tuple[bytes, int]]:
             def run() -> tuple[bytes, int]:

@@ -74,3 +74,57 @@ def _split(text: str, boundary: re.Pattern[str]) -> list[str]:
             start = match.end()
     parts.append(text[start:])
     return [part for part in parts if part.strip()]
+
+
+#: A piece may end where text arrives so far if it ends a sentence or clause, unless the mark could
+#: still be part of something longer: a number ("3." of "3.5", "1," of "1,000") or an abbreviation.
+_LIVE_BOUNDARY = re.compile(
+    r"(?P<sentence>[.!?…]+[\"'”’)\]]*(?=\s)|(?<!\d)[.!?…]+[\"'”’)\]]*$|[。！？]+|\n+)"
+    r"|(?P<clause>[,;:—–](?=\s)|(?<!\d)[,;:—–]$|[、，；：])"
+)
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:mr|mrs|ms|dr|st|vs|etc|e\.g|i\.e|no|jr|sr|prof)\.$", re.IGNORECASE)
+#: Clause pieces shorter than this wait for more text ("Well," alone would sound clipped).
+MIN_LIVE_CLAUSE_CHARS = 10
+
+
+class LiveTextBuffer:
+    """Text that arrives in fragments (e.g. from a language model), cut into speakable pieces as
+    soon as each is complete, so speech can start before the text is all there."""
+
+    def __init__(self, max_chars: int = PIECE_CHARS) -> None:
+        self._text = ""
+        self._max_chars = max_chars
+
+    @property
+    def pending(self) -> str:
+        """Text received but not yet returned as a piece."""
+        return self._text
+
+    def add(self, text: str) -> list[str]:
+        """Append ``text``; returns the pieces it completed, in order."""
+        self._text += text
+        pieces: list[str] = []
+        start = 0
+        for match in _LIVE_BOUNDARY.finditer(self._text):
+            candidate = self._text[start : match.end()]
+            if match.group("sentence") and _ABBREVIATION.search(candidate.rstrip("\"'”’)]")):
+                continue
+            if match.group("clause") and len(candidate.strip()) < MIN_LIVE_CLAUSE_CHARS:
+                continue
+            if candidate.strip():
+                pieces.append(_SPACE.sub(" ", candidate).strip())
+            start = match.end()
+        rest = self._text[start:]
+        while len(rest) > self._max_chars:
+            # No boundary for a long stretch: cut at the last space that keeps the piece in bounds.
+            cut = rest.rfind(" ", 1, self._max_chars)
+            cut = cut if cut > 0 else self._max_chars
+            pieces.append(_SPACE.sub(" ", rest[:cut]).strip())
+            rest = rest[cut:]
+        self._text = rest
+        return [piece for piece in pieces if piece]
+
+    def flush(self) -> list[str]:
+        """Everything still buffered, as pieces (``flush`` / ``stop`` from the client)."""
+        rest, self._text = self._text, ""
+        return split_for_streaming(rest) if rest.strip() else []
