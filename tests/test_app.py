@@ -79,3 +79,17 @@ async def test_schema_promises_400_not_fastapis_422(harness: Harness) -> None:
             schema = unprocessable.get("content", {}).get("application/json", {}).get("schema", {})
             assert "HTTPValidationError" not in schema.get("$ref", ""), (method, path)
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+async def test_schema_lists_the_realtime_sockets_the_server_runs(harness_factory: Callable[..., Any]) -> None:
+    harness: Harness = await harness_factory()
+    sockets = (await harness.client.get("/api/openapi.json")).json()["x-websockets"]
+    assert set(sockets) == {
+        "/api/open/v1/speech/tts/live",
+        "/api/open/tts/live",
+        "/api/open/v1/speech/transcriptions/live",
+    }
+    assert sockets["/api/open/v1/speech/tts/live"]["start"] == {"$ref": "#/components/schemas/LiveTtsStart"}
+    assert "flush" in sockets["/api/open/v1/speech/tts/live"]["description"]
+    quiet: Harness = await harness_factory(realtime={"tts": False}, surfaces={"asr": False})
+    assert "x-websockets" not in (await quiet.client.get("/api/openapi.json")).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 pytestmark = pytest.mark.slow
 TOKEN_RE = re.compile(r"^(ofk_tok_\S+)$", re.MULTILINE)
@@ -73,6 +75,24 @@ def assert_tts_streams(base: str, token: str) -> None:
     assert size / 2 / 22050 > 15  # seconds of 16-bit mono audio at 22.05 kHz
 
 
+def assert_realtime_tts_speaks(port: int, token: str) -> None:
+    """The first account has realtime switched on; the socket speaks a clause before ``stop``."""
+    with connect(
+        f"ws://127.0.0.1:{port}/api/open/v1/speech/tts/live",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        open_timeout=10,
+    ) as ws:
+        ws.send(json.dumps({"event": "start", "format": "pcm"}))
+        ws.send(json.dumps({"event": "text", "text": "Realtime speech works. "}))
+        first = ws.recv(timeout=10)
+        assert isinstance(first, bytes)
+        ws.send(json.dumps({"event": "stop"}))
+        while isinstance(message := ws.recv(timeout=10), bytes):
+            first += message
+        assert json.loads(message)["event"] == "finish"
+    assert len(first) / 2 / 22050 > 0.8
+
+
 def test_first_start_creates_an_account_and_prints_its_token_once(tmp_path: Path) -> None:
     port = free_port()
     first_log = tmp_path / "first.log"
@@ -89,6 +109,7 @@ def test_first_start_creates_an_account_and_prints_its_token_once(tmp_path: Path
         refused = httpx.get(f"{base}/profile", headers={"Authorization": "Bearer nope"})
         assert refused.status_code == 401
         assert_tts_streams(base, token.group(1))
+        assert_realtime_tts_speaks(port, token.group(1))
     finally:
         stop(server)
     assert (tmp_path / "data" / "openfish.db").exists()

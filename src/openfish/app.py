@@ -17,6 +17,7 @@ from openfish.api import (
     legacy,
     legacy_voices,
     profile,
+    realtime_asr,
     realtime_tts,
     transcriptions,
     tts,
@@ -41,6 +42,7 @@ from openfish.services.limits import RequestLimiter
 from openfish.services.media_fetch import MediaFetcher
 from openfish.services.readiness import Readiness
 from openfish.services.realtime import SessionSlots, release_abandoned
+from openfish.services.realtime_asr import LiveListeningFactory
 from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
@@ -81,6 +83,9 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
     files = FileService(blobs, pool)
     media_fetcher = MediaFetcher(settings)
+    transcription = TranscriptionService(
+        settings, billing, engines, pool, files, signer, blobs, media_fetcher
+    )
     services = Services(
         settings=settings,
         db=db,
@@ -101,11 +106,10 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         idempotency=IdempotencyService(db, settings),
         webhooks=webhooks,
         files=files,
-        transcription=TranscriptionService(
-            settings, billing, engines, pool, files, signer, blobs, media_fetcher
-        ),
+        transcription=transcription,
         media_fetcher=media_fetcher,
         realtime_slots=SessionSlots(),
+        live_listening=LiveListeningFactory(settings, engines, pool, billing, transcription),
         job_worker=JobWorker(
             db,
             queue,
@@ -165,6 +169,8 @@ def _surface_routers(settings: Settings) -> list[APIRouter]:
     }
     if settings.realtime.tts:
         available["tts"].append(realtime_tts.router)
+    if settings.realtime.asr:
+        available["asr"].append(realtime_asr.router)
     enabled = settings.surfaces.model_dump()
     return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
 
@@ -207,8 +213,18 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         lifespan=lifespan,
     )
     app.state.services = services
+    routers = _surface_routers(settings)
     install_error_handlers(app)
-    install_openapi(app, extra_models=[tts.TtsBody, legacy.LegacyTtsBody, transcriptions.TranscriptionBody])
+    install_openapi(
+        app,
+        extra_models=[tts.TtsBody, legacy.LegacyTtsBody, transcriptions.TranscriptionBody],
+        websockets={
+            path: doc
+            for module in (realtime_tts, realtime_asr)
+            if module.router in routers
+            for path, doc in module.SOCKETS.items()
+        },
+    )
     upload_limit = settings.voices.max_upload_bytes
     app.add_middleware(
         RequestContextMiddleware,
@@ -222,6 +238,6 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         trust_client_id=settings.http.trust_client_request_id,
     )
     app.include_router(health.router)
-    for router in _surface_routers(settings):
+    for router in routers:
         app.include_router(router)
     return app

@@ -143,6 +143,10 @@ class BootstrapSettings(BaseModel):
     tier: str = "pro"
     credits: int = Field(default=100_000, ge=0)
     name: str = "owner"
+    features: list[str] = Field(
+        default_factory=lambda: ["realtime_tts", "realtime_asr"],
+        description="Rollout flags switched on for the first account (the operator's own).",
+    )
 
 
 class WebhookSettings(BaseModel):

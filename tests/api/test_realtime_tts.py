@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import select
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from openfish.audio.decode import decode_audio
 from openfish.store.models import CreditHold
@@ -279,3 +279,14 @@ async def test_v1_ignores_a_token_in_the_query(harness_factory: Callable[..., An
     async with open_socket(f"{base}{V1}?token={caller.token}") as ws:
         event = parse(await ws.recv())
     assert event["code"] == "unauthorized"
+
+
+async def test_a_disabled_realtime_surface_has_no_socket(
+    harness_factory: Callable[..., Any], serve: Serve
+) -> None:
+    harness, base = await live(harness_factory, serve, realtime={"tts": False})
+    caller = await harness.new_caller(features=("realtime_tts",))
+    with pytest.raises(InvalidStatus) as refused:
+        async with open_socket(base + V1, caller):
+            pass
+    assert refused.value.response.status_code == 403  # the handshake is rejected: no such socket

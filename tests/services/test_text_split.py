@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from openfish.services.text_split import FIRST_PIECE_CHARS, PIECE_CHARS, split_for_streaming
+from openfish.services.text_split import FIRST_PIECE_CHARS, PIECE_CHARS, LiveTextBuffer, split_for_streaming
 
 
 def letters(text: str) -> str:
@@ -50,3 +50,33 @@ def test_cjk_sentences_split_without_spaces() -> None:
 
 def test_nothing_to_say_gives_no_pieces() -> None:
     assert split_for_streaming("  \n\t ") == []
+
+
+def feed(fragments: list[str]) -> tuple[list[list[str]], list[str]]:
+    buffer = LiveTextBuffer()
+    return [buffer.add(fragment) for fragment in fragments], buffer.flush()
+
+
+def test_live_text_is_cut_as_soon_as_a_sentence_or_clause_is_complete() -> None:
+    emitted, rest = feed(["Hello", " world", ".", " This is", " a longer clause,", " and", " the end"])
+    assert emitted == [[], [], ["Hello world."], [], ["This is a longer clause,"], [], []]
+    assert rest == ["and the end"]
+
+
+def test_live_text_waits_where_a_mark_may_belong_to_a_number_or_an_abbreviation() -> None:
+    emitted, rest = feed(["It costs 3.", "5 dollars", " says Mr.", " Smith. ", "Ok, go"])
+    assert emitted == [[], [], [], ["It costs 3.5 dollars says Mr. Smith."], []]
+    assert rest == ["Ok, go"]  # "Ok," alone is too short a clause to speak by itself
+
+
+def test_live_text_without_boundaries_is_cut_at_a_space_within_the_limit() -> None:
+    words = " ".join(["word"] * 100)
+    emitted, rest = feed([words])
+    assert all(len(piece) <= 180 for piece in emitted[0])
+    assert " ".join(emitted[0] + rest).split() == words.split()
+
+
+def test_live_cjk_sentences_end_without_spaces() -> None:
+    emitted, rest = feed(["你好。我是", "机器人。"])
+    assert emitted == [["你好。"], ["我是机器人。"]]
+    assert rest == []

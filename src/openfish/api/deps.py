@@ -23,6 +23,7 @@ from openfish.services.limits import RequestLimiter
 from openfish.services.media_fetch import MediaFetcher
 from openfish.services.readiness import Readiness
 from openfish.services.realtime import SessionSlots
+from openfish.services.realtime_asr import LiveListeningFactory
 from openfish.services.signing import UrlSigner
 from openfish.services.synthesis import SynthesisService
 from openfish.services.transcription import TranscriptionService
@@ -62,6 +63,7 @@ class Services:
     media_fetcher: MediaFetcher
     transcription: TranscriptionService
     realtime_slots: SessionSlots
+    live_listening: LiveListeningFactory
 
     def job_worker_wake(self) -> None:
         """Tell the embedded worker a job was queued (a separate worker finds it by polling)."""

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from openfish.api.bodies import validate_model
 from openfish.api.deps import Services
+from openfish.api.schema import SocketDoc
 from openfish.api.sockets import Message, RealtimeSocket, serve_socket
 from openfish.api.tts import TtsBody
 from openfish.errors import Conflict, InvalidRequest, OpenfishError
@@ -203,17 +204,20 @@ class TtsConversation:
         await stream.meter.settle()
 
 
-async def _conversation(socket: RealtimeSocket, principal: Principal, services: Services) -> None:
-    await TtsConversation(socket, principal, services).run()
-
-
 @router.websocket(V1_PATH)
 async def realtime_tts(websocket: WebSocket) -> None:
     """Realtime TTS (v1): token in the Authorization header; JSON or MessagePack framing."""
-    await serve_socket(websocket, feature=FEATURE, legacy=False, body=_conversation)
+    await serve_socket(websocket, feature=FEATURE, legacy=False, conversation=TtsConversation)
 
 
 @router.websocket(LEGACY_PATH)
 async def legacy_realtime_tts(websocket: WebSocket) -> None:
     """Realtime TTS (legacy events): token in the Authorization header or ``?token=``."""
-    await serve_socket(websocket, feature=FEATURE, legacy=True, body=_conversation)
+    await serve_socket(websocket, feature=FEATURE, legacy=True, conversation=TtsConversation)
+
+
+#: The sockets this module serves, for the schema's ``x-websockets`` list.
+SOCKETS: dict[str, SocketDoc] = {
+    V1_PATH: (realtime_tts, LiveTtsStart),
+    LEGACY_PATH: (legacy_realtime_tts, LegacyLiveTtsStart),
+}

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+#: A realtime socket as the schema lists it: its endpoint (docstrings) and its ``start`` message.
+SocketDoc = tuple[Callable[..., Any], type[BaseModel]]
+
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
 
 
-def install_openapi(app: FastAPI, extra_models: Sequence[type[BaseModel]] = ()) -> None:
+def install_openapi(
+    app: FastAPI,
+    extra_models: Sequence[type[BaseModel]] = (),
+    websockets: Mapping[str, SocketDoc] | None = None,
+) -> None:
     """Serve a schema without FastAPI's automatic 422 answers.
 
     Validation failures answer 400 in our envelope (declared on each route), so the 422
     ``HTTPValidationError`` that FastAPI adds to every route with parameters would be a lie.
     ``extra_models`` are bodies that routes parse themselves (JSON or MessagePack) and declare by
     reference; their schemas are added to the components.
+
+    OpenAPI cannot describe WebSockets, so the realtime sockets the app serves are listed under the
+    ``x-websockets`` extension: path, protocol description (the endpoint's module docstring), and
+    the schema of the ``start`` message (``websockets``: path → endpoint and start model).
     """
 
     def openapi() -> dict[str, Any]:
@@ -30,6 +43,7 @@ def install_openapi(app: FastAPI, extra_models: Sequence[type[BaseModel]] = ()) 
             )
             _drop_automatic_validation_responses(document)
             _add_models(document, extra_models)
+            _add_websockets(document, websockets or {})
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -57,3 +71,20 @@ def _add_models(document: dict[str, Any], models: Sequence[type[BaseModel]]) -> 
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+
+
+def _add_websockets(document: dict[str, Any], sockets: Mapping[str, SocketDoc]) -> None:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    listed: dict[str, Any] = {}
+    for path, (endpoint, start) in sockets.items():
+        summary = (inspect.getdoc(endpoint) or "").split("\n")[0]
+        schema = start.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[start.__name__] = schema
+        listed[path] = {
+            "summary": summary,
+            "description": inspect.getdoc(sys.modules[endpoint.__module__]) or summary,
+            "start": {"$ref": f"#/components/schemas/{start.__name__}"},
+        }
+    if listed:
+        document["x-websockets"] = listed

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -167,10 +167,21 @@ def websocket_options(settings: Settings) -> dict[str, Any]:
     return {"ws": "websockets-sansio", "ws_max_size": 2 * settings.realtime.max_message_bytes}
 
 
-SessionBody = Callable[[RealtimeSocket, Principal, Services], Awaitable[None]]
+class Conversation(Protocol):
+    """What runs on an accepted, authenticated and admitted socket."""
+
+    async def run(self) -> None:
+        """Serve the client until it leaves (or the conversation ends); raise to close with an error."""
+        ...
 
 
-async def serve_socket(websocket: WebSocket, *, feature: str, legacy: bool, body: SessionBody) -> None:
+#: Builds the conversation of one socket (the conversation classes themselves).
+ConversationFactory = Callable[[RealtimeSocket, Principal, Services], Conversation]
+
+
+async def serve_socket(
+    websocket: WebSocket, *, feature: str, legacy: bool, conversation: ConversationFactory
+) -> None:
     """Accept, authenticate, gate and run one realtime socket; every way it can end is handled here.
 
     v1 sockets take the token from ``Authorization: Bearer``; legacy ones also from ``?token=``.
@@ -188,7 +199,7 @@ async def serve_socket(websocket: WebSocket, *, feature: str, legacy: bool, body
             limit = services.settings.realtime.max_session_seconds
             try:
                 async with asyncio.timeout(limit):
-                    await body(socket, principal, services)
+                    await conversation(socket, principal, services).run()
             except TimeoutError:
                 error = TimedOut(f"sessions last at most {limit:g} seconds; closing")
     except ClientGone:

@@ -49,3 +49,40 @@ def speech_seconds(samples: Samples, sample_rate: int) -> float:
     levels = 10 * np.log10(np.mean(np.square(usable.reshape(-1, frame)), axis=1) + 1e-12)
     threshold = max(-50.0, float(levels.max()) - 35.0)
     return float(np.count_nonzero(levels > threshold)) * frame / sample_rate
+
+
+class StreamResampler:
+    """Resamples one stream of mono float audio that arrives in pieces, without seams between them
+    (the filter's state carries over); ``flush`` returns what it still holds at the end."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        if from_rate <= 0 or to_rate <= 0:
+            raise ValueError("sample rates must be positive")
+        self._from_rate = from_rate
+        self._resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=to_rate) if from_rate != to_rate else None
+        )
+        self._pts = 0
+
+    def process(self, samples: Samples) -> Samples:
+        """The resampled audio ready so far."""
+        if self._resampler is None or samples.size == 0:
+            return samples.astype(np.float32, copy=False)
+        frame = av.AudioFrame.from_ndarray(
+            samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono"
+        )
+        frame.sample_rate = self._from_rate
+        frame.pts = self._pts
+        self._pts += samples.size
+        return self._joined(self._resampler.resample(frame))
+
+    def flush(self) -> Samples:
+        """The rest of the output (end of stream)."""
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._joined(self._resampler.resample(None))
+
+    @staticmethod
+    def _joined(frames: list[av.AudioFrame]) -> Samples:
+        parts = [out.to_ndarray().reshape(-1) for out in frames]
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)

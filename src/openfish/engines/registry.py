@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from openfish.config import Settings
-from openfish.engines.base import SpeechEngine, TranscriptionEngine, VoiceConverter, VoiceInfo
+from openfish.engines.base import SpeechEngine, TranscriptionEngine, VadEngine, VoiceConverter, VoiceInfo
 
 
 class EngineRegistry:
@@ -16,6 +16,7 @@ class EngineRegistry:
         self._speech: dict[str, SpeechEngine] = {}
         self._converters: dict[str, VoiceConverter] = {}
         self._transcribers: dict[str, TranscriptionEngine] = {}
+        self._vad: VadEngine | None = None
         self._derived: dict[tuple[str, ...], bytes] = {}
         self._derived_lock = threading.Lock()
 
@@ -65,6 +66,17 @@ class EngineRegistry:
         """Every transcription engine, in registration order."""
         return list(self._transcribers.values())
 
+    def register_vad(self, engine: VadEngine) -> None:
+        """Set the voice-activity detector realtime ASR uses (one per server)."""
+        if self._vad is not None:
+            raise ValueError(f"a VAD ({self._vad.name!r}) is already registered")
+        self._vad = engine
+
+    @property
+    def vad(self) -> VadEngine | None:
+        """The voice-activity detector, if this server runs one."""
+        return self._vad
+
     def load_all(self) -> None:
         """Load every engine's model (blocking; run off the event loop)."""
         self.load_speech()
@@ -76,9 +88,11 @@ class EngineRegistry:
             engine.load()
 
     def load_transcribers(self) -> None:
-        """Load the transcription models (blocking)."""
+        """Load the transcription models and the VAD (blocking)."""
         for transcriber in self._transcribers.values():
             transcriber.load()
+        if self._vad is not None:
+            self._vad.load()
 
     def find_voice(self, voice_id: str) -> tuple[SpeechEngine, VoiceInfo] | None:
         """The engine and voice for a built-in voice id."""
@@ -94,6 +108,7 @@ def build_engines(settings: Settings) -> EngineRegistry:
     from openfish.engines.espeak import EspeakEngine
     from openfish.engines.kokoro import KokoroEngine
     from openfish.engines.piper import PiperEngine
+    from openfish.engines.vad import SileroVad
     from openfish.engines.whisper import build_whisper_engines
     from openfish.engines.world import WorldConverter
 
@@ -111,4 +126,5 @@ def build_engines(settings: Settings) -> EngineRegistry:
         engines = build_whisper_engines(settings.data_dir, device=asr.device, compute_type=asr.compute_type)
         for transcriber in engines:
             registry.register_transcriber(transcriber)
+        registry.register_vad(SileroVad())
     return registry

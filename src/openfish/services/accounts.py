@@ -184,6 +184,8 @@ class AccountService:
         if not config.enabled or await self.count_accounts() > 0:
             return None
         account = await self.create_account(config.name, config.tier, config.credits)
+        for flag in config.features:
+            account = await self.set_feature(account.id, flag, True)
         return account, await self.create_token(account.id, name="bootstrap")
 
     async def _update(self, account_id: str, **values: object) -> None:

@@ -1,0 +1,305 @@
+"""Realtime speech to text: a live 16 kHz stream cut into utterances by VAD and decoded by Whisper.
+
+Audio arrives in chunks of any length. Whole VAD windows are scored in the worker pool; a window at
+or above the speech threshold opens an utterance (with ~200 ms of the audio before it), and
+``end_silence_ms`` of windows below a lower release threshold close it. Closed utterances are
+decoded urgently and reported as :class:`FinalTranscript`; while one is still open, the audio so
+far is decoded now and then for a :class:`PartialTranscript`. One background task per stream runs
+the decodes one after another and emits their events, so events leave in the order they were
+asked for and a partial can never arrive after its utterance's final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from openfish.config import RealtimeSettings
+from openfish.engines.base import Audio, Transcript, TranscriptionEngine, VadEngine, Word
+from openfish.services.workers import WorkerPool
+
+logger = logging.getLogger("openfish.realtime")
+
+#: Audio kept before an utterance's first speech window and after its last one: onsets and word
+#: endings are often quieter than the VAD threshold, and Whisper drops clipped words.
+PAD_SECONDS = 0.2
+#: Speech ends below ``threshold - HYSTERESIS`` (Silero's own rule), so a dip does not split words.
+HYSTERESIS = 0.15
+#: Shorter blips (clicks, a cough's onset) are not worth a decode.
+MIN_SPEECH_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class PartialTranscript:
+    """What has been heard so far of an utterance that is still going on."""
+
+    text: str
+    start: float  # seconds from the start of the stream
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    """One utterance, cut by VAD (or by ``max_utterance_seconds``); times in stream seconds."""
+
+    text: str
+    start: float
+    end: float
+    language: str
+    words: list[Word] | None
+
+
+LiveEvent = PartialTranscript | FinalTranscript
+
+
+@dataclass(frozen=True)
+class _Decode:
+    """One decode request: ``audio`` begins ``offset`` seconds into the stream."""
+
+    final: bool
+    audio: Audio
+    offset: float
+    start: float
+    end: float
+
+
+class LiveTranscriber:
+    """One realtime ASR stream: 16 kHz mono float audio in, transcripts out through ``emit``.
+
+    ``feed`` and ``finish`` are called by one producer; ``aclose`` may be called at any time.
+    ``emit`` runs on the stream's background task; an exception it raises ends the stream like an
+    engine error does, and the next ``feed`` or ``finish`` raises it.
+    """
+
+    SAMPLE_RATE = 16_000
+
+    def __init__(
+        self,
+        engine: TranscriptionEngine,
+        vad: VadEngine,
+        pool: WorkerPool,
+        settings: RealtimeSettings,
+        emit: Callable[[LiveEvent], Awaitable[None]],
+        *,
+        language: str | None,
+        words: bool = False,
+    ) -> None:
+        self._engine, self._pool, self._emit = engine, pool, emit
+        self._language, self._words = language, words
+        self._vad = vad.stream()
+        self._window = vad.window
+        rate = self.SAMPLE_RATE
+        self._threshold = settings.speech_threshold
+        self._release = max(settings.speech_threshold - HYSTERESIS, 0.01)
+        self._end_windows = math.ceil(settings.end_silence_ms * rate / 1000 / self._window)
+        self._pad_windows = math.ceil(PAD_SECONDS * rate / self._window)
+        self._min_speech = int(MIN_SPEECH_SECONDS * rate)
+        self._partial_interval = settings.partial_interval_seconds
+        self._partial_samples = int(settings.partial_interval_seconds * rate)
+        self._max_samples = int(settings.max_utterance_seconds * rate)
+
+        self._received = 0  # samples fed
+        self._position = 0  # samples the VAD has judged (the next window starts here)
+        self._carry = np.zeros(0, dtype=np.float32)  # the tail short of a whole window
+        self._preroll: deque[Audio] = deque(maxlen=self._pad_windows)
+        # The open utterance: its windows (padding included), the sample its audio starts at,
+        # where its speech starts and ends, and how many windows have been silent since.
+        self._utterance: list[Audio] | None = None
+        self._offset = self._speech_start = self._speech_end = self._silent = 0
+        self._next_partial = 0
+
+        self._jobs: asyncio.Queue[_Decode | None] = asyncio.Queue()
+        self._pending = 0  # decodes queued or running
+        self._worker: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._finished = self._closed = self._surfaced = False
+
+    @property
+    def received_seconds(self) -> float:
+        """Seconds of audio fed so far."""
+        return self._received / self.SAMPLE_RATE
+
+    async def feed(self, audio: Audio) -> None:
+        """Take the next chunk (1-D float32, any length). Waits for the VAD only, never for a
+        decode; raises an earlier decode's (or ``emit``'s) error. A no-op once closed."""
+        if self._closed:
+            return
+        if self._finished:
+            raise RuntimeError("feed() after finish()")
+        self._raise_worker_error()
+        samples = np.asarray(audio, dtype=np.float32)
+        if samples.ndim != 1:
+            raise ValueError("live audio must be 1-D (mono)")
+        async with self._lock:
+            self._received += samples.size
+            await self._process(np.concatenate([self._carry, samples]))
+
+    async def finish(self) -> None:
+        """End of input: close the open utterance, then wait until every decode has run and its
+        event was emitted. Raises the first decode or ``emit`` error. A no-op once closed."""
+        if self._closed:
+            return
+        async with self._lock:
+            if not self._finished:
+                self._finished = True
+                if self._carry.size:
+                    # Judge the last few milliseconds too; the zeros only complete the window.
+                    tail = np.zeros(self._window - self._carry.size, dtype=np.float32)
+                    await self._process(np.concatenate([self._carry, tail]))
+                if self._utterance is not None and not self._closed:
+                    self._close_utterance()
+            worker = self._worker
+            if worker is None or self._closed:
+                return
+            if not worker.done():
+                self._jobs.put_nowait(None)  # stops the worker once the queue is drained
+            try:
+                await worker
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if self._closed and current is not None and not current.cancelling():
+                    return  # aclose() abandoned the stream meanwhile
+                raise
+            except BaseException:
+                self._surfaced = True
+                raise
+            self._worker = None
+
+    async def aclose(self) -> None:
+        """Abandon the stream: cancel pending decodes and emit nothing more (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        worker.cancel()
+        if worker is asyncio.current_task():
+            return  # called from ``emit``: the task ends when it resumes
+        await asyncio.wait([worker])
+        if not worker.cancelled() and worker.exception() is not None and not self._surfaced:
+            # Nobody will call feed or finish again to see it; keep the failure in the logs.
+            logger.warning(
+                "realtime transcription failed after the stream was abandoned", exc_info=worker.exception()
+            )
+
+    async def _process(self, samples: Audio) -> None:
+        """Score the whole windows of ``samples`` in the pool and step through them."""
+        whole = samples.size - samples.size % self._window
+        self._carry = samples[whole:].copy()
+        if not whole:
+            return
+        windows = samples[:whole]
+        score = functools.partial(self._vad.probabilities, windows)
+        probabilities = await self._pool.submit(score, deadline=time.monotonic())
+        for i, probability in enumerate(probabilities):
+            if self._closed:
+                return
+            # Copies, so a kept window does not pin the caller's whole chunk in memory.
+            self._step(windows[i * self._window : (i + 1) * self._window].copy(), probability)
+
+    def _step(self, window: Audio, probability: float) -> None:
+        start = self._position
+        self._position += self._window
+        if self._utterance is None:
+            if probability >= self._threshold:
+                self._open_utterance(start, [*self._preroll, window])
+            else:
+                self._preroll.append(window)
+            return
+        self._utterance.append(window)
+        if probability >= self._release:
+            self._silent, self._speech_end = 0, self._position
+        else:
+            self._silent += 1
+        if self._silent >= self._end_windows:
+            self._close_utterance()
+        elif self._position - self._offset >= self._max_samples:
+            # Whisper hears at most 30 s: cut here and carry on with a new utterance at once.
+            self._close_utterance()
+            self._open_utterance(self._position, [])
+        elif self._silent == 0 and self._pending == 0 and self._position >= self._next_partial:
+            # Only on a speech window: a partial decoded during the closing silence would add no
+            # words and hold up the final behind it.
+            self._next_partial = self._position + self._partial_samples
+            self._enqueue(False, np.concatenate(self._utterance), self._position)
+
+    def _open_utterance(self, speech_start: int, windows: list[Audio]) -> None:
+        self._preroll.clear()
+        self._utterance = windows
+        self._offset = self._position - len(windows) * self._window
+        self._speech_start, self._speech_end, self._silent = speech_start, self._position, 0
+        self._next_partial = speech_start + self._partial_samples
+
+    def _close_utterance(self) -> None:
+        assert self._utterance is not None
+        windows, self._utterance = self._utterance, None
+        padded_end = min(self._position, self._speech_end + self._pad_windows * self._window)
+        keep = (padded_end - self._offset) // self._window
+        # The silence after the trailing padding is the next utterance's leading padding.
+        self._preroll.extend(windows[keep:])
+        if self._speech_end - self._speech_start >= self._min_speech and keep:
+            self._enqueue(True, np.concatenate(windows[:keep]), min(self._speech_end, self._received))
+
+    def _enqueue(self, final: bool, audio: Audio, end: int) -> None:
+        rate = self.SAMPLE_RATE
+        self._jobs.put_nowait(
+            _Decode(final, audio, self._offset / rate, self._speech_start / rate, end / rate)
+        )
+        self._pending += 1
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name="live-asr-decodes")
+
+    def _raise_worker_error(self) -> None:
+        worker = self._worker
+        if worker is not None and worker.done() and not worker.cancelled() and worker.exception() is not None:
+            self._surfaced = True
+            worker.result()
+
+    async def _run(self) -> None:
+        """The stream's decodes, one at a time in request order; errors end the task."""
+        while (job := await self._jobs.get()) is not None:
+            try:
+                event = await self._decode(job)
+                if event is not None and not self._closed:
+                    await self._emit(event)
+            finally:
+                self._pending -= 1
+
+    async def _decode(self, job: _Decode) -> LiveEvent | None:
+        transcribe = functools.partial(
+            self._engine.transcribe,
+            job.audio,
+            self.SAMPLE_RATE,
+            language=self._language,
+            words=self._words and job.final,
+        )
+        # A final is wanted now; a partial only before the next one would be due, so other
+        # streams' finals and VAD windows go ahead of it when the pool is busy.
+        deadline = time.monotonic() + (0.0 if job.final else self._partial_interval)
+        transcript: Transcript = await self._pool.submit(transcribe, deadline=deadline)
+        text = transcript.text.strip()
+        if not text:
+            return None
+        if not job.final:
+            return PartialTranscript(text=text, start=job.start)
+        words = None
+        if self._words:
+            # Whisper puts a padded utterance's first word too early; the VAD's bounds are tighter.
+            words = []
+            for segment in transcript.segments:
+                for word in segment.words or []:
+                    start = min(max(word.start + job.offset, job.start), job.end)
+                    end = min(max(word.end + job.offset, start), job.end)
+                    words.append(dataclasses.replace(word, start=start, end=end))
+        return FinalTranscript(
+            text=text, start=job.start, end=job.end, language=transcript.language, words=words
+        )
