@@ -33,6 +33,7 @@ def start_server(data_dir: Path, port: int, log: Path) -> tuple[subprocess.Popen
         "OPENFISH_BOOTSTRAP__CREDITS": str(10**9),
         "OPENFISH_TIERS__PRO__REQUESTS_PER_MINUTE": "1000000",
         "OPENFISH_TIERS__PRO__MAX_CONCURRENT_REQUESTS": "64",
+        "OPENFISH_TIERS__PRO__MAX_REALTIME_SESSIONS": "64",
         "COLUMNS": "200",
     }
     with log.open("wb") as out:

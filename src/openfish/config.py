@@ -211,6 +211,9 @@ class RealtimeSettings(BaseModel):
         default=60, ge=1, description="Audio seconds of credit set aside at a time."
     )
     asr_model: str | None = Field(default=None, description="Model for realtime ASR (default: asr's).")
+    asr_english_model: str | None = Field(
+        default="whisper-tiny-en", description="Model for realtime ASR with language=en (unless asr_model)."
+    )
     speech_threshold: float = Field(default=0.5, gt=0, lt=1, description="VAD probability of speech.")
     end_silence_ms: int = Field(default=500, ge=100, le=5000, description="Silence that ends an utterance.")
     partial_interval_seconds: float = Field(default=1.0, ge=0.2, description="Least time between partials.")

@@ -17,7 +17,13 @@ from openfish.config import RealtimeSettings
 from openfish.engines.base import Audio, EngineError, TranscriptionEngine, VadEngine
 from openfish.engines.registry import EngineRegistry
 from openfish.engines.whisper import WhisperEngine
-from openfish.services.live_asr import FinalTranscript, LiveEvent, LiveTranscriber, PartialTranscript
+from openfish.services.live_asr import (
+    FinalTranscript,
+    LiveEvent,
+    LiveTranscriber,
+    PartialBudget,
+    PartialTranscript,
+)
 from openfish.services.workers import WorkerPool
 from tests.audio_checks import word_error_rate
 from tests.voice_clips import espeak_wav
@@ -195,3 +201,42 @@ async def test_engine_errors_reach_feed_and_finish(vad: VadEngine, pool: WorkerP
         await keep_talking(live)
     await live.aclose()
     assert recorder.events == []
+
+
+def trimmed(text: str) -> Audio:
+    """Speech without espeak-ng's own leading and trailing silence."""
+    audio = speech(text)
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return audio[loud[0] : loud[-1] + 1]
+
+
+async def test_a_short_pause_does_not_split_an_utterance_despite_the_early_final(
+    engines: EngineRegistry, vad: VadEngine, pool: WorkerPool
+) -> None:
+    # 300 ms of silence starts an early final (after ~100 ms) but is shorter than end_silence_ms:
+    # that decode must be dropped, and one final must hold both halves.
+    recorder = Recorder()
+    live = transcriber(tiny(engines), vad, pool, recorder, partial_interval_seconds=30)
+    clip = np.concatenate([silence(0.3), trimmed(FIRST), silence(0.25), trimmed(SECOND), silence(0.8)])
+    for start in range(0, clip.size, CHUNK):
+        await live.feed(clip[start : start + CHUNK])
+        await asyncio.sleep(0.02)  # give the early decode time to finish before speech resumes
+    await live.finish()
+    assert len(recorder.finals) == 1
+    assert word_error_rate(f"{FIRST} {SECOND}", recorder.finals[0].text) < MAX_WER
+
+
+async def test_partials_are_skipped_when_the_budget_is_spent(
+    engines: EngineRegistry, vad: VadEngine, pool: WorkerPool
+) -> None:
+    budget = PartialBudget(limit=1)
+    assert budget.try_acquire()  # another stream's partial is running
+    recorder = Recorder()
+    live = LiveTranscriber(
+        tiny(engines), vad, pool, RealtimeSettings(), recorder, language="en", partials=budget
+    )
+    await feed_live(live, np.concatenate([silence(0.3), speech(SECOND), silence(0.8)]))
+    await live.finish()
+    assert [type(e) for e in recorder.events] == [FinalTranscript]
+    budget.release()
+    assert budget.try_acquire()

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from piper import PiperVoice, SynthesisConfig
+import onnxruntime
+from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from openfish.engines.base import Audio, EngineError, SynthesisOptions, VoiceInfo
 
@@ -53,7 +54,15 @@ class PiperEngine:
     def load(self) -> None:
         with self._lock:
             if self._voice is None:
-                self._voice = PiperVoice.load(self._model_path, config_path=self._config_path)
+                options = onnxruntime.SessionOptions()
+                # Several syntheses run at once (one per pool thread): threads that spin while
+                # waiting for work would burn the cores the other syntheses need.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                session = onnxruntime.InferenceSession(
+                    str(self._model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+                config = PiperConfig.from_dict(json.loads(self._config_path.read_text()))
+                self._voice = PiperVoice(config=config, session=session)
 
     def voices(self) -> list[VoiceInfo]:
         return [VoiceInfo(id=self._voice_id, name=self._voice_id, language=self._language, engine=self.name)]

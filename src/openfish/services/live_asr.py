@@ -24,8 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from openfish.config import RealtimeSettings
-from openfish.engines.base import Audio, Transcript, TranscriptionEngine, VadEngine, Word
+from openfish.engines.base import Audio, Transcript, TranscriptionEngine, VadEngine
+from openfish.services.live_transcripts import FinalTranscript, LiveEvent, PartialBudget, PartialTranscript
 from openfish.services.workers import WorkerPool
+
+__all__ = ["FinalTranscript", "LiveEvent", "LiveTranscriber", "PartialBudget", "PartialTranscript"]
 
 logger = logging.getLogger("openfish.realtime")
 
@@ -34,30 +37,11 @@ logger = logging.getLogger("openfish.realtime")
 PAD_SECONDS = 0.2
 #: Speech ends below ``threshold - HYSTERESIS`` (Silero's own rule), so a dip does not split words.
 HYSTERESIS = 0.15
+#: Silent windows (~100 ms) after which the early final is started: Silero's probability already
+#: trails the sound by about as much, so the audio decoded holds the speech's end.
+EARLY_FINAL_WINDOWS = 3
 #: Shorter blips (clicks, a cough's onset) are not worth a decode.
 MIN_SPEECH_SECONDS = 0.1
-
-
-@dataclass(frozen=True)
-class PartialTranscript:
-    """What has been heard so far of an utterance that is still going on."""
-
-    text: str
-    start: float  # seconds from the start of the stream
-
-
-@dataclass(frozen=True)
-class FinalTranscript:
-    """One utterance, cut by VAD (or by ``max_utterance_seconds``); times in stream seconds."""
-
-    text: str
-    start: float
-    end: float
-    language: str
-    words: list[Word] | None
-
-
-LiveEvent = PartialTranscript | FinalTranscript
 
 
 @dataclass(frozen=True)
@@ -69,6 +53,8 @@ class _Decode:
     offset: float
     start: float
     end: float
+    #: A decode of exactly this audio already under way (the early final), to be awaited instead.
+    ready: asyncio.Future[Transcript] | None = None
 
 
 class LiveTranscriber:
@@ -91,8 +77,10 @@ class LiveTranscriber:
         *,
         language: str | None,
         words: bool = False,
+        partials: PartialBudget | None = None,
     ) -> None:
         self._engine, self._pool, self._emit = engine, pool, emit
+        self._partials = partials or PartialBudget(limit=1_000_000)
         self._language, self._words = language, words
         self._vad = vad.stream()
         self._window = vad.window
@@ -115,6 +103,10 @@ class LiveTranscriber:
         self._utterance: list[Audio] | None = None
         self._offset = self._speech_start = self._speech_end = self._silent = 0
         self._next_partial = 0
+        # The early final: a decode started once the silence after speech covers the trailing
+        # padding, kept if no speech follows before the utterance is closed. It saves the rest of
+        # ``end_silence_ms`` on the final's latency. (speech end it was made for, the decode)
+        self._early: tuple[int, asyncio.Future[Transcript]] | None = None
 
         self._jobs: asyncio.Queue[_Decode | None] = asyncio.Queue()
         self._pending = 0  # decodes queued or running
@@ -178,6 +170,7 @@ class LiveTranscriber:
         if self._closed:
             return
         self._closed = True
+        self._drop_early()
         worker, self._worker = self._worker, None
         if worker is None:
             return
@@ -218,8 +211,11 @@ class LiveTranscriber:
         self._utterance.append(window)
         if probability >= self._release:
             self._silent, self._speech_end = 0, self._position
+            self._drop_early()
         else:
             self._silent += 1
+            if self._silent == min(EARLY_FINAL_WINDOWS, self._end_windows - 1):
+                self._start_early()
         if self._silent >= self._end_windows:
             self._close_utterance()
         elif self._position - self._offset >= self._max_samples:
@@ -246,13 +242,47 @@ class LiveTranscriber:
         keep = (padded_end - self._offset) // self._window
         # The silence after the trailing padding is the next utterance's leading padding.
         self._preroll.extend(windows[keep:])
+        early, self._early = self._early, None
+        ready = early[1] if early is not None and early[0] == self._speech_end else None
+        if early is not None and ready is None:
+            _discard(early[1])
         if self._speech_end - self._speech_start >= self._min_speech and keep:
-            self._enqueue(True, np.concatenate(windows[:keep]), min(self._speech_end, self._received))
+            self._enqueue(
+                True, np.concatenate(windows[:keep]), min(self._speech_end, self._received), ready=ready
+            )
+        elif ready is not None:
+            _discard(ready)
 
-    def _enqueue(self, final: bool, audio: Audio, end: int) -> None:
+    def _final_audio(self) -> Audio | None:
+        """The audio a final of the open utterance would decode now (speech plus trailing padding)."""
+        assert self._utterance is not None
+        padded_end = min(self._position, self._speech_end + self._pad_windows * self._window)
+        keep = (padded_end - self._offset) // self._window
+        if self._speech_end - self._speech_start < self._min_speech or not keep:
+            return None
+        return np.concatenate(self._utterance[:keep])
+
+    def _start_early(self) -> None:
+        audio = self._final_audio()
+        if audio is None or self._early is not None:
+            return
+        self._early = (
+            self._speech_end,
+            self._pool.submit(self._transcriber(audio, final=True), deadline=time.monotonic()),
+        )
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            # Speech went on: that decode is of a cut-off utterance. (A running one just finishes.)
+            _discard(self._early[1])
+            self._early = None
+
+    def _enqueue(
+        self, final: bool, audio: Audio, end: int, ready: asyncio.Future[Transcript] | None = None
+    ) -> None:
         rate = self.SAMPLE_RATE
         self._jobs.put_nowait(
-            _Decode(final, audio, self._offset / rate, self._speech_start / rate, end / rate)
+            _Decode(final, audio, self._offset / rate, self._speech_start / rate, end / rate, ready)
         )
         self._pending += 1
         if self._worker is None:
@@ -274,18 +304,33 @@ class LiveTranscriber:
             finally:
                 self._pending -= 1
 
-    async def _decode(self, job: _Decode) -> LiveEvent | None:
-        transcribe = functools.partial(
+    def _transcriber(self, audio: Audio, *, final: bool) -> Callable[[], Transcript]:
+        return functools.partial(
             self._engine.transcribe,
-            job.audio,
+            audio,
             self.SAMPLE_RATE,
             language=self._language,
-            words=self._words and job.final,
+            words=self._words and final,
         )
-        # A final is wanted now; a partial only before the next one would be due, so other
-        # streams' finals and VAD windows go ahead of it when the pool is busy.
-        deadline = time.monotonic() + (0.0 if job.final else self._partial_interval)
-        transcript: Transcript = await self._pool.submit(transcribe, deadline=deadline)
+
+    async def _decode(self, job: _Decode) -> LiveEvent | None:
+        if job.ready is not None:
+            transcript = await job.ready
+        elif job.final:
+            transcript = await self._pool.submit(
+                self._transcriber(job.audio, final=True), deadline=time.monotonic()
+            )
+        elif not self._partials.try_acquire():
+            return None  # the machine is busy: skip this partial, the next one is due soon
+        else:
+            try:
+                # Due before the next partial would be: finals and VAD windows go ahead of it.
+                deadline = time.monotonic() + self._partial_interval
+                transcript = await self._pool.submit(
+                    self._transcriber(job.audio, final=False), deadline=deadline
+                )
+            finally:
+                self._partials.release()
         text = transcript.text.strip()
         if not text:
             return None
@@ -303,3 +348,10 @@ class LiveTranscriber:
         return FinalTranscript(
             text=text, start=job.start, end=job.end, language=transcript.language, words=words
         )
+
+
+def _discard(future: asyncio.Future[Transcript]) -> None:
+    """Drop a decode nobody will await: cancel it if it has not run, and retrieve its outcome so a
+    failure is not reported as never retrieved."""
+    future.cancel()
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -8,6 +8,7 @@ it the audio is refused (InsufficientCredits) and the stream ends, charged for w
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ from openfish.engines.base import EngineError
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import EngineUnavailable
 from openfish.services.billing import BillingService
-from openfish.services.live_asr import LiveEvent, LiveTranscriber
+from openfish.services.live_asr import LiveEvent, LiveTranscriber, PartialBudget
 from openfish.services.realtime import ASR_SURFACE, CreditMeter
 from openfish.services.transcription import TranscriptionService
 from openfish.services.workers import WorkerPool
@@ -110,6 +111,8 @@ class LiveListeningFactory:
         self._pool = pool
         self._billing = billing
         self._transcription = transcription
+        # Partials may use half the cores at once; the rest stay free for finals.
+        self._partials = PartialBudget(limit=(os.cpu_count() or 2) // 2)
 
     def open(
         self,
@@ -123,7 +126,7 @@ class LiveListeningFactory:
     ) -> LiveListening:
         """A new stream, or the 4xx saying why not (unknown model or language, no VAD)."""
         realtime = self._settings.realtime
-        engine, wanted = self._transcription.check(model or realtime.asr_model, language)
+        engine, wanted = self._transcription.check(model or self._model_for(language), language)
         vad = self._engines.vad
         if vad is None:
             raise EngineUnavailable(
@@ -133,5 +136,18 @@ class LiveListeningFactory:
         meter = CreditMeter(
             self._billing, account_id, ASR_SURFACE, block=realtime.asr_hold_seconds * price, prefix="rasr"
         )
-        transcriber = LiveTranscriber(engine, vad, self._pool, realtime, emit, language=wanted, words=words)
+        transcriber = LiveTranscriber(
+            engine, vad, self._pool, realtime, emit, language=wanted, words=words, partials=self._partials
+        )
         return LiveListening(transcriber, meter, sample_rate=sample_rate, credits_per_second=price)
+
+    def _model_for(self, language: str | None) -> str | None:
+        """The configured realtime model; else, for English, the English model when installed (a
+        final arrives in half the time); else the server's default model."""
+        realtime = self._settings.realtime
+        if realtime.asr_model:
+            return realtime.asr_model
+        english = realtime.asr_english_model
+        if (language or "").lower() == "en" and english and self._engines.transcriber(english) is not None:
+            return english
+        return None
