@@ -290,3 +290,21 @@ async def test_a_disabled_realtime_surface_has_no_socket(
         async with open_socket(base + V1, caller):
             pass
     assert refused.value.response.status_code == 403  # the handshake is rejected: no such socket
+
+
+async def test_sessions_end_at_their_maximum_length(
+    harness_factory: Callable[..., Any], serve: Serve
+) -> None:
+    harness, base = await live(harness_factory, serve, realtime={"max_session_seconds": 1.5})
+    caller = await harness.new_caller(features=("realtime_tts",))
+    async with open_socket(base + V1, caller) as ws:
+        await send_json(ws, "start", format="pcm")
+        await send_json(ws, "text", text="Still talking.")
+        await send_json(ws, "flush")
+        got = await collect(ws, "error")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert got.last()["code"] == "timeout"
+    assert ws.close_code == 1000
+    assert await open_holds(harness) == []
+    assert await harness.balance(caller.account_id) == 1000 - len("Still talking.")
