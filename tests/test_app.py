@@ -93,3 +93,16 @@ async def test_schema_lists_the_realtime_sockets_the_server_runs(harness_factory
     assert "flush" in sockets["/api/open/v1/speech/tts/live"]["description"]
     quiet: Harness = await harness_factory(realtime={"tts": False}, surfaces={"asr": False})
     assert "x-websockets" not in (await quiet.client.get("/api/openapi.json")).json()
+
+
+async def test_lip_sync_paths_follow_their_surface_switch(harness_factory: Callable[..., Any]) -> None:
+    harness: Harness = await harness_factory()
+    paths = (await harness.client.get("/api/openapi.json")).json()["paths"]
+    assert {"/api/open/v1/media/lip-sync/jobs", "/api/open/lip-sync/create"} <= set(paths)
+    off: Harness = await harness_factory(surfaces={"lipsync": False})
+    caller = await off.new_caller()
+    assert (
+        "/api/open/v1/media/lip-sync/jobs" not in (await off.client.get("/api/openapi.json")).json()["paths"]
+    )
+    response = await off.client.get("/api/open/v1/media/lip-sync/jobs", headers=caller.headers)
+    assert_v1_error(response, 404, "not_found")

@@ -24,6 +24,7 @@ from openfish.api import (
     usage,
 )
 from openfish.api import files as files_api
+from openfish.api import lipsync as lipsync_api
 from openfish.api import tts_jobs as tts_jobs_api
 from openfish.api import voices as voices_api
 from openfish.api.deps import Services
@@ -39,7 +40,9 @@ from openfish.services.billing import BillingService
 from openfish.services.files import FileService
 from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
+from openfish.services.lipsync import LipSyncService
 from openfish.services.media_fetch import MediaFetcher
+from openfish.services.media_inputs import MediaInputs
 from openfish.services.readiness import Readiness
 from openfish.services.realtime import SessionSlots, release_abandoned
 from openfish.services.realtime_asr import LiveListeningFactory
@@ -83,9 +86,9 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
     files = FileService(blobs, pool)
     media_fetcher = MediaFetcher(settings)
-    transcription = TranscriptionService(
-        settings, billing, engines, pool, files, signer, blobs, media_fetcher
-    )
+    media = MediaInputs(files, signer, blobs, pool, media_fetcher)
+    transcription = TranscriptionService(settings, billing, engines, pool, media)
+    lipsync = LipSyncService(db, settings, billing, queue, engines, media, blobs, pool, webhooks, signer)
     services = Services(
         settings=settings,
         db=db,
@@ -107,14 +110,15 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         webhooks=webhooks,
         files=files,
         transcription=transcription,
+        lipsync=lipsync,
         media_fetcher=media_fetcher,
         realtime_slots=SessionSlots(),
         live_listening=LiveListeningFactory(settings, engines, pool, billing, transcription),
         job_worker=JobWorker(
             db,
             queue,
-            {"tts": tts_jobs.run},
-            tts_jobs.settle,
+            {"tts": tts_jobs.run, "lipsync": lipsync.run},
+            {"tts": tts_jobs.settle, "lipsync": lipsync.settle},
             concurrency=settings.jobs.worker_concurrency,
             lease_seconds=settings.jobs.lease_seconds,
         ),
@@ -132,9 +136,11 @@ async def run_background(services: Services, stop: asyncio.Event, *, worker: boo
     loops = [services.webhooks.run(stop), _maintenance(services, stop)]
     if worker:
         loops.append(services.job_worker.run(stop))
+    services.lipsync.start()
     try:
         await asyncio.gather(*loops)
     finally:
+        services.lipsync.stop()
         await services.webhooks.aclose()
         await services.media_fetcher.aclose()
 
@@ -157,8 +163,8 @@ class EngineNotLoaded(RuntimeError):
     """Readiness: an engine's model is not in memory yet."""
 
 
-def _surface_routers(settings: Settings) -> list[APIRouter]:
-    """Routers of the surfaces switched on in ``settings.surfaces``."""
+def _surface_routers(settings: Settings, engines: EngineRegistry) -> list[APIRouter]:
+    """Routers of the surfaces switched on in ``settings.surfaces`` whose engines are here."""
     available = {
         "profile": [profile.router],
         "usage": [usage.router],
@@ -167,6 +173,8 @@ def _surface_routers(settings: Settings) -> list[APIRouter]:
         "asr": [transcriptions.router],
         "files": [files_api.router],
     }
+    if engines.lipsync(settings.lipsync.engine) is not None:
+        available["lipsync"] = [lipsync_api.router, lipsync_api.legacy_router]
     if settings.realtime.tts:
         available["tts"].append(realtime_tts.router)
     if settings.realtime.asr:
@@ -192,7 +200,7 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         if settings.surfaces.voices:
             await services.voice_processor.resume()
         stop = asyncio.Event()
-        worker = settings.jobs.embedded_worker and settings.surfaces.tts
+        worker = settings.jobs.embedded_worker and (settings.surfaces.tts or settings.surfaces.lipsync)
         background = asyncio.create_task(run_background(services, stop, worker=worker))
         try:
             yield
@@ -213,11 +221,16 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         lifespan=lifespan,
     )
     app.state.services = services
-    routers = _surface_routers(settings)
+    routers = _surface_routers(settings, services.engines)
     install_error_handlers(app)
     install_openapi(
         app,
-        extra_models=[tts.TtsBody, legacy.LegacyTtsBody, transcriptions.TranscriptionBody],
+        extra_models=[
+            tts.TtsBody,
+            legacy.LegacyTtsBody,
+            transcriptions.TranscriptionBody,
+            lipsync_api.LipSyncBody,
+        ],
         websockets={
             path: doc
             for module in (realtime_tts, realtime_asr)

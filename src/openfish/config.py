@@ -67,6 +67,7 @@ class SurfaceSettings(BaseModel):
     voices: bool = True
     asr: bool = True
     files: bool = True
+    lipsync: bool = True
 
 
 class VersionProfile(BaseModel):
@@ -220,6 +221,20 @@ class RealtimeSettings(BaseModel):
     max_utterance_seconds: float = Field(default=25.0, ge=2, le=30, description="Longer speech is cut.")
 
 
+class LipSyncSettings(BaseModel):
+    """Lip-sync jobs: engine, limits and price."""
+
+    engine: str = Field(default="mouth-warp", description="Registered lip-sync engine to use.")
+    workers: int = Field(default=1, ge=1, le=16, description="Renders running at once (own threads).")
+    credits_per_second: int = Field(default=2, ge=0, description="Per started second of output video.")
+    max_video_bytes: int = Field(default=200 << 20, ge=1024)
+    max_audio_bytes: int = Field(default=50 << 20, ge=1024)
+    max_seconds: float = Field(default=300.0, gt=0, description="Longest audio (= output) accepted.")
+    max_video_seconds: float = Field(default=600.0, gt=0, description="Longest input video accepted.")
+    max_pixels: int = Field(default=1920 * 1080, ge=64 * 64, description="Largest frame (width x height).")
+    result_url_ttl_seconds: int = Field(default=86_400, ge=60, description="Validity of result URLs.")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one openfish server."""
 
@@ -241,6 +256,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = AsrSettings()
     media_fetch: MediaFetchSettings = MediaFetchSettings()
     realtime: RealtimeSettings = RealtimeSettings()
+    lipsync: LipSyncSettings = LipSyncSettings()
     public_url: str | None = Field(
         default=None, description="Base URL clients reach this server at (for URLs in webhooks)."
     )

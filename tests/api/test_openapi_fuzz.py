@@ -44,6 +44,9 @@ POSITIVE_DATA_UNDECIDABLE = {
     "POST /api/open/create-model",
     # Transcription needs decodable audio (or a URL to some) and a model that exists here.
     "POST /api/open/v1/speech/transcriptions",
+    # Lip sync needs URLs of a real video with a face and of real speech that this server holds.
+    "POST /api/open/v1/media/lip-sync/jobs",
+    "POST /api/open/lip-sync/create",
 }
 
 

@@ -20,6 +20,7 @@ from openfish.services.billing import BillingService
 from openfish.services.files import FileService
 from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
+from openfish.services.lipsync import LipSyncService
 from openfish.services.media_fetch import MediaFetcher
 from openfish.services.readiness import Readiness
 from openfish.services.realtime import SessionSlots
@@ -64,6 +65,7 @@ class Services:
     transcription: TranscriptionService
     realtime_slots: SessionSlots
     live_listening: LiveListeningFactory
+    lipsync: LipSyncService
 
     def job_worker_wake(self) -> None:
         """Tell the embedded worker a job was queued (a separate worker finds it by polling)."""

@@ -6,8 +6,9 @@ the event loop. Audio is float32 mono in [-1, 1] at the engine's ``sample_rate``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -203,4 +204,52 @@ class VadEngine(Protocol):
 
     def stream(self) -> VadStream:
         """Fresh state for a new audio stream."""
+        ...
+
+
+@dataclass(frozen=True)
+class LipSyncReport:
+    """What a lip-sync render produced."""
+
+    frames: int
+    frames_with_face: int
+    duration: float
+    width: int
+    height: int
+    fps: float
+
+
+class LipSyncInputError(ValueError):
+    """The media cannot be lip-synced (corrupt or unsupported video, no face in any frame, over a
+    limit); the message is shown to the client as the job's ``error_message``."""
+
+
+@runtime_checkable
+class LipSyncEngine(Protocol):
+    """Makes a video's mouth follow an audio track (blocking; run in a worker thread).
+
+    CPU engines warp the face; a neural engine (e.g. on a GPU) takes the same inputs.
+    """
+
+    @property
+    def name(self) -> str:
+        """The engine's registry name (e.g. ``mouth-warp``)."""
+        ...
+
+    def load(self) -> None:
+        """Load models; idempotent."""
+        ...
+
+    def sync(
+        self,
+        video: Path,
+        audio: Audio,
+        sample_rate: int,
+        output: Path,
+        *,
+        progress: Callable[[float], None],
+    ) -> LipSyncReport:
+        """Write an MP4 (H.264 + AAC carrying ``audio``) to ``output``, at the video's size and
+        frame rate and as long as the audio; ``progress`` gets the fraction done now and then.
+        Raises LipSyncInputError for media it cannot use, EngineError for its own failures."""
         ...

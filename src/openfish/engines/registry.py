@@ -6,7 +6,14 @@ import threading
 from collections.abc import Callable
 
 from openfish.config import Settings
-from openfish.engines.base import SpeechEngine, TranscriptionEngine, VadEngine, VoiceConverter, VoiceInfo
+from openfish.engines.base import (
+    LipSyncEngine,
+    SpeechEngine,
+    TranscriptionEngine,
+    VadEngine,
+    VoiceConverter,
+    VoiceInfo,
+)
 
 
 class EngineRegistry:
@@ -17,6 +24,7 @@ class EngineRegistry:
         self._converters: dict[str, VoiceConverter] = {}
         self._transcribers: dict[str, TranscriptionEngine] = {}
         self._vad: VadEngine | None = None
+        self._lipsync: dict[str, LipSyncEngine] = {}
         self._derived: dict[tuple[str, ...], bytes] = {}
         self._derived_lock = threading.Lock()
 
@@ -77,10 +85,25 @@ class EngineRegistry:
         """The voice-activity detector, if this server runs one."""
         return self._vad
 
+    def register_lipsync(self, engine: LipSyncEngine) -> None:
+        """Add a lip-sync engine under its own name."""
+        if engine.name in self._lipsync:
+            raise ValueError(f"lip-sync engine {engine.name!r} is already registered")
+        self._lipsync[engine.name] = engine
+
+    def lipsync(self, name: str) -> LipSyncEngine | None:
+        """The lip-sync engine called ``name``, if this server runs it."""
+        return self._lipsync.get(name)
+
+    def lipsync_engines(self) -> list[LipSyncEngine]:
+        """Every lip-sync engine, in registration order."""
+        return list(self._lipsync.values())
+
     def load_all(self) -> None:
         """Load every engine's model (blocking; run off the event loop)."""
         self.load_speech()
         self.load_transcribers()
+        self.load_lipsync()
 
     def load_speech(self) -> None:
         """Load the speech engines' models (blocking)."""
@@ -94,6 +117,11 @@ class EngineRegistry:
         if self._vad is not None:
             self._vad.load()
 
+    def load_lipsync(self) -> None:
+        """Load the lip-sync engines' models (blocking)."""
+        for engine in self._lipsync.values():
+            engine.load()
+
     def find_voice(self, voice_id: str) -> tuple[SpeechEngine, VoiceInfo] | None:
         """The engine and voice for a built-in voice id."""
         for engine in self._speech.values():
@@ -106,6 +134,7 @@ class EngineRegistry:
 def build_engines(settings: Settings) -> EngineRegistry:
     """The engines ``settings`` ask for and this machine can run (nothing is loaded yet)."""
     from openfish.engines.espeak import EspeakEngine
+    from openfish.engines.face_mesh import face_mesh_available
     from openfish.engines.kokoro import KokoroEngine
     from openfish.engines.piper import PiperEngine
     from openfish.engines.vad import SileroVad
@@ -127,4 +156,9 @@ def build_engines(settings: Settings) -> EngineRegistry:
         for transcriber in engines:
             registry.register_transcriber(transcriber)
         registry.register_vad(SileroVad())
+    if face_mesh_available():
+        # Imported only here: the engine pulls in OpenCV, which a server without MediaPipe skips.
+        from openfish.engines.lipsync import MouthWarpEngine
+
+        registry.register_lipsync(MouthWarpEngine(max_pixels=settings.lipsync.max_pixels))
     return registry

@@ -9,11 +9,13 @@ default); the ``JobQueue`` Protocol leaves room for a dedicated queue later.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.store.database import Database
@@ -21,6 +23,18 @@ from openfish.store.models import Job, utcnow
 
 QUEUED, PROCESSING, SUCCEEDED, FAILED, CANCELED = "queued", "processing", "succeeded", "failed", "canceled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of an account's jobs."""
+
+    total: int
+    items: list[Job]
+
+    def pages(self, limit: int) -> int:
+        """How many pages of ``limit`` there are."""
+        return math.ceil(self.total / limit)
 
 
 class JobQueue(Protocol):
@@ -32,6 +46,10 @@ class JobQueue(Protocol):
 
     async def heartbeat(self, job: Job, worker: str, lease_seconds: float) -> bool:
         """Extend the lease; False if the job is no longer this worker's."""
+        ...
+
+    async def report_progress(self, job: Job, worker: str, progress: int) -> bool:
+        """Record the running attempt's progress (0-100); False if the attempt lost its lease."""
         ...
 
     async def finish(
@@ -107,6 +125,7 @@ class SqlJobQueue:
                         attempt=candidate.attempt + 1,
                         lease_owner=worker,
                         lease_expires_at=now + timedelta(seconds=lease_seconds),
+                        progress=0,  # a retried attempt starts over
                         started_at=now,
                         updated_at=now,
                     )
@@ -138,6 +157,18 @@ class SqlJobQueue:
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    async def report_progress(self, job: Job, worker: str, progress: int) -> bool:
+        """Record the running attempt's progress (0-100); False if the attempt lost its lease."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Job)
+                .where(self._mine(job, worker))
+                .values(progress=max(0, min(100, progress)), updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     async def finish(
         self,
         job: Job,
@@ -158,6 +189,7 @@ class SqlJobQueue:
                 status=status,
                 result=result,
                 error=error,
+                progress=100 if status == SUCCEEDED else Job.progress,
                 finished_at=now,
                 updated_at=now,
                 lease_owner=None,
@@ -205,6 +237,27 @@ class SqlJobQueue:
             .execution_options(synchronize_session=False)
         )
         return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def owned(self, account_id: str, kind: str, job_id: str) -> Job | None:
+        """The account's job of ``kind``, or None (also for another account's job: callers answer
+        404 either way, so nobody learns that the id exists)."""
+        async with self._db.session() as session:
+            job = await session.get(Job, job_id)
+        if job is None or job.account_id != account_id or job.kind != kind:
+            return None
+        return job
+
+    async def page(self, account_id: str, kind: str, status: str | None, limit: int, offset: int) -> JobPage:
+        """The account's jobs of ``kind``, newest first, optionally of one status."""
+        query = select(Job).where(Job.account_id == account_id, Job.kind == kind)
+        if status:
+            query = query.where(Job.status == status)
+        async with self._db.session() as session:
+            total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = await session.scalars(
+                query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
+            )
+            return JobPage(total=total, items=list(rows))
 
     def _mine(self, job: Job, worker: str) -> Any:
         return and_(

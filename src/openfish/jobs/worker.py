@@ -47,7 +47,7 @@ class JobWorker:
         db: Database,
         queue: SqlJobQueue,
         handlers: dict[str, JobHandler],
-        settle: SettleHook,
+        settle: dict[str, SettleHook],
         *,
         concurrency: int = 2,
         lease_seconds: float = 30.0,
@@ -123,7 +123,7 @@ class JobWorker:
     async def _finish(self, job: Job, status: str, result: dict[str, Any] | None, error: str | None) -> None:
         async with self._db.transaction() as session:
             if await self._queue.finish(job, self.name, status, result=result, error=error, session=session):
-                await self._settle(job, status, result, error, session)
+                await self._settle[job.kind](job, status, result, error, session)
             else:
                 logger.warning(
                     "job %s attempt %s finished after losing its lease; result dropped", job.id, job.attempt
@@ -134,4 +134,4 @@ class JobWorker:
             error = f"gave up after {job.attempt} attempts (the worker stopped each time)"
             async with self._db.transaction() as session:
                 if await self._queue.give_up(job, error, session):
-                    await self._settle(job, FAILED, None, error, session)
+                    await self._settle[job.kind](job, FAILED, None, error, session)

@@ -5,41 +5,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
-from urllib.parse import parse_qs, urlsplit
 
 from openfish.audio.decode import AudioTooLong, UndecodableAudio, decode_audio
 from openfish.config import Settings
 from openfish.engines.base import EngineError, Transcript, TranscriptionEngine
 from openfish.engines.registry import EngineRegistry
-from openfish.errors import EngineUnavailable, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
+from openfish.errors import EngineUnavailable, InvalidRequest, PayloadTooLarge, Unprocessable
 from openfish.services.billing import BillingService, ChargeResult
-from openfish.services.files import FileService
-from openfish.services.signing import UrlSigner
-from openfish.services.synthesis import stored_audio_key
+from openfish.services.media_inputs import MediaInputs
 from openfish.services.workers import WorkerPool
-from openfish.store.blobs import BlobStore
 
 SURFACE = "asr"
-_AUDIO_PATH = "/api/open/v1/audio/"
-_FILES_PATH = "/api/open/v1/files/"
-
-
-class Fetched(Protocol):
-    """A fetched body."""
-
-    @property
-    def data(self) -> bytes:
-        """The bytes."""
-        ...
-
-
-class Fetcher(Protocol):
-    """Fetches external media (``services/media_fetch.py``)."""
-
-    async def fetch(self, url: str, *, label: str = ...) -> Fetched:
-        """The body at ``url``, or a refusal saying why."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -60,42 +36,17 @@ class TranscriptionService:
         billing: BillingService,
         engines: EngineRegistry,
         pool: WorkerPool,
-        files: FileService,
-        signer: UrlSigner,
-        blobs: BlobStore,
-        fetcher: Fetcher | None = None,
+        media: MediaInputs,
     ) -> None:
         self._settings = settings
         self._billing = billing
         self._engines = engines
         self._pool = pool
-        self._files = files
-        self._signer = signer
-        self._blobs = blobs
-        self._fetcher = fetcher
+        self._media = media
 
     async def audio_from_url(self, account_id: str, url: str) -> bytes:
-        """The bytes behind ``audioUrl``: this server's stored audio or the caller's upload are read
-        directly (no request is made); anything else goes through the guarded fetcher."""
-        parts = urlsplit(url)
-        if parts.path.startswith(_AUDIO_PATH):
-            name = parts.path.removeprefix(_AUDIO_PATH)
-            query = parse_qs(parts.query)
-            try:
-                expires = int(query["expires"][0])
-                signature = query["sig"][0]
-            except (KeyError, ValueError) as exc:
-                raise InvalidRequest("audioUrl: a stored-audio URL needs its expires and sig") from exc
-            self._signer.verify(name, expires, signature)
-            try:
-                return await self._pool.submit(lambda: self._blobs.get(stored_audio_key(name)))
-            except (FileNotFoundError, ValueError) as exc:
-                raise NotFound("audioUrl: no such audio") from exc
-        if parts.path.startswith(_FILES_PATH):
-            return await self._files.get(account_id, parts.path.removeprefix(_FILES_PATH))
-        if self._fetcher is None:
-            raise InvalidRequest("audioUrl: fetching external URLs is disabled on this server")
-        return (await self._fetcher.fetch(url, label="audioUrl")).data
+        """The bytes behind ``audioUrl`` (see ``MediaInputs``)."""
+        return await self._media.read(account_id, url, label="audioUrl")
 
     def check(self, model: str | None, language: str | None) -> tuple[TranscriptionEngine, str | None]:
         """The engine and language code (None: detect) for a request, or 400 saying what is wrong.

@@ -3,17 +3,15 @@ deterministic blob (a rerun overwrites it), settled exactly once when the job en
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
 from openfish.engines.base import EngineError
 from openfish.errors import Conflict, NotFound
-from openfish.jobs.queue import SUCCEEDED, SqlJobQueue
+from openfish.jobs.queue import SUCCEEDED, JobPage, SqlJobQueue
 from openfish.jobs.worker import JobFailed
 from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
@@ -37,18 +35,6 @@ def hold_reference(job_id: str) -> str:
 def output_name(job: Job, sample_rate: int) -> str:
     """The job's audio file: one name per job, so a second attempt overwrites the first."""
     return f"{job.id}_{sample_rate}.{job.payload['format']}"
-
-
-@dataclass(frozen=True)
-class JobPage:
-    """One page of an account's jobs."""
-
-    total: int
-    items: list[Job]
-
-    def pages(self, limit: int) -> int:
-        """How many pages of ``limit`` there are."""
-        return math.ceil(self.total / limit)
 
 
 class TtsJobService:
@@ -101,24 +87,15 @@ class TtsJobService:
         return job
 
     async def get(self, account_id: str, job_id: str) -> Job:
-        """The account's job; 404 for anyone else's."""
-        async with self._db.session() as session:
-            job = await session.get(Job, job_id)
-        if job is None or job.account_id != account_id or job.kind != KIND:
+        """The account's job; 404 for anyone else's (or for another kind of job)."""
+        job = await self._queue.owned(account_id, KIND, job_id)
+        if job is None:
             raise NotFound(f"job {job_id} does not exist")
         return job
 
     async def page(self, account_id: str, status: str | None, limit: int, offset: int) -> JobPage:
-        """The account's jobs, newest first, optionally of one status."""
-        query = select(Job).where(Job.account_id == account_id, Job.kind == KIND)
-        if status:
-            query = query.where(Job.status == status)
-        async with self._db.session() as session:
-            total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-            rows = await session.scalars(
-                query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
-            )
-            return JobPage(total=total, items=list(rows))
+        """The account's jobs of this kind, newest first, optionally of one job status."""
+        return await self._queue.page(account_id, KIND, status, limit, offset)
 
     async def cancel(self, account_id: str, job_id: str) -> Job:
         """Cancel a queued job and release its credits; 409 once it has started or ended."""

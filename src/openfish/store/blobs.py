@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +21,10 @@ class BlobStore(Protocol):
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` (replacing any previous blob atomically)."""
+        ...
+
+    def put_file(self, key: str, source: Path) -> None:
+        """Store the file at ``source`` under ``key``, taking it over (``source`` is gone after)."""
         ...
 
     def exists(self, key: str) -> bool:
@@ -64,6 +69,20 @@ class LocalBlobStore:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, key: str, source: Path) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        os.close(handle)
+        try:
+            # A move when both are on one file system; a copy otherwise. Either way the final
+            # rename is atomic, so readers never see half a file.
+            shutil.move(source, temporary)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -188,6 +188,8 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Percent done (0-100) as the running attempt last reported it.
+    progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,241 @@
+"""Lip sync: ``/api/open/v1/media/lip-sync/jobs`` (submit, list, read), the legacy
+``/api/open/lip-sync/{create,list,query}``, and the signed result download.
+
+Answers are ``{success, message, data}``; job fields are snake_case as the contract names them.
+Statuses on the wire: ``pending`` (queued), ``processing``, ``completed``, ``failed``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from openfish.api.bodies import body_schema, read_model
+from openfish.api.deps import CurrentAccount, Services, ServicesDep
+from openfish.api.envelopes import error_responses
+from openfish.api.idempotent import IdempotencyKey, run_once
+from openfish.errors import ErrorBody, NotFound
+from openfish.services.idempotency import request_fingerprint
+from openfish.services.lipsync import AREA
+from openfish.store.models import Job
+
+router = APIRouter(prefix="/api/open/v1/media/lip-sync", tags=["lip sync"])
+legacy_router = APIRouter(prefix="/api/open/lip-sync", tags=["legacy"])
+
+WireStatus = Literal["pending", "processing", "completed", "failed"]
+_TO_WIRE = {"queued": "pending", "processing": "processing", "succeeded": "completed", "failed": "failed"}
+_FROM_WIRE = {wire: status for status, wire in _TO_WIRE.items()}
+_RESULT = re.compile(r"^job_[0-9a-f]{32}\.mp4$")
+
+
+class LipSyncBody(BaseModel):
+    """A video and the audio its mouth should follow: URLs of files this server holds (uploads,
+    stored audio) or, when the operator allows it, external http(s) URLs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    videoUrl: str = Field(min_length=1, max_length=4096)
+    audioUrl: str = Field(min_length=1, max_length=4096)
+
+
+class LipSyncJob(BaseModel):
+    """A lip-sync job as its account sees it."""
+
+    id: str
+    status: WireStatus
+    progress: int = Field(ge=0, le=100)
+    result_url: str | None = Field(description="Signed URL of the MP4 once completed.")
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    credits_used: int
+
+
+class LipSyncCreatedData(BaseModel):
+    id: str
+    status: WireStatus
+
+
+class LipSyncCreated(BaseModel):
+    success: bool
+    message: str
+    data: LipSyncCreatedData
+
+
+class LipSyncJobAnswer(BaseModel):
+    success: bool
+    message: str
+    data: LipSyncJob
+
+
+class LipSyncPageData(BaseModel):
+    items: list[LipSyncJob]
+    total: int
+    page: int
+    limit: int
+    total_pages: int
+
+
+class LipSyncPage(BaseModel):
+    success: bool
+    message: str
+    data: LipSyncPageData
+
+
+def job_out(services: Services, job: Job) -> LipSyncJob:
+    """The wire shape of a job (a freshly signed result URL once completed)."""
+    completed = job.status == "succeeded"
+    return LipSyncJob(
+        id=job.id,
+        status=_TO_WIRE.get(job.status, "failed"),
+        progress=job.progress,
+        result_url=services.lipsync.result_url(job.result["video"]) if completed and job.result else None,
+        error_message=job.error,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.finished_at if completed else None,
+        credits_used=job.credits if completed else 0,
+    )
+
+
+async def _submit(
+    request: Request, principal: CurrentAccount, services: Services, key: str | None
+) -> JSONResponse:
+    fingerprint = request_fingerprint("POST", request.url.path, await request.body())
+
+    async def submit() -> tuple[int, dict[str, Any]]:
+        body = await read_model(request, LipSyncBody)
+        job = await services.lipsync.submit(principal.account_id, body.videoUrl, body.audioUrl)
+        services.job_worker_wake()
+        data = LipSyncCreatedData(id=job.id, status="pending")
+        return 202, LipSyncCreated(success=True, message="lip-sync job queued", data=data).model_dump()
+
+    return await run_once(services, principal.account_id, key, fingerprint, submit)
+
+
+async def _page(
+    services: Services, account_id: str, status: WireStatus | None, page: int, limit: int
+) -> LipSyncPage:
+    found = await services.lipsync.page(
+        account_id, _FROM_WIRE[status] if status else None, limit, (page - 1) * limit
+    )
+    data = LipSyncPageData(
+        items=[job_out(services, job) for job in found.items],
+        total=found.total,
+        page=page,
+        limit=limit,
+        total_pages=found.pages(limit),
+    )
+    return LipSyncPage(success=True, message="ok", data=data)
+
+
+async def _one(services: Services, account_id: str, job_id: str) -> LipSyncJobAnswer:
+    job = await services.lipsync.get(account_id, job_id)
+    return LipSyncJobAnswer(success=True, message="ok", data=job_out(services, job))
+
+
+Page = Annotated[int, Query(ge=1, le=100_000)]
+Limit = Annotated[int, Query(ge=1, le=50)]
+_SUBMIT_ERRORS = (402, 403, 404, 409, 413, 415, 422, 503)
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=LipSyncCreated,
+    responses=error_responses(*_SUBMIT_ERRORS),
+    openapi_extra=body_schema(LipSyncBody),
+)
+async def submit_job(
+    request: Request, principal: CurrentAccount, services: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Queue a lip-sync job; credits (per second of output) are held until it ends."""
+    return await _submit(request, principal, services, idempotency_key)
+
+
+@router.get("/jobs", response_model=LipSyncPage, responses=error_responses())
+async def list_jobs(
+    principal: CurrentAccount,
+    services: ServicesDep,
+    page: Page = 1,
+    limit: Limit = 20,
+    status: WireStatus | None = None,
+) -> LipSyncPage:
+    """The account's lip-sync jobs, newest first."""
+    return await _page(services, principal.account_id, status, page, limit)
+
+
+@router.get("/jobs/{job_id}", response_model=LipSyncJobAnswer, responses=error_responses(404))
+async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep) -> LipSyncJobAnswer:
+    """One of the account's lip-sync jobs (poll every few seconds)."""
+    return await _one(services, principal.account_id, job_id)
+
+
+@router.get(
+    "/results/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The video.",
+            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        400: {"model": ErrorBody, "description": "Malformed query."},
+        403: {"model": ErrorBody, "description": "The signature is invalid or has expired."},
+        404: {"model": ErrorBody, "description": "No such video."},
+        500: {"model": ErrorBody, "description": "Internal error."},
+    },
+)
+async def result_video(
+    name: str,
+    services: ServicesDep,
+    expires: Annotated[int, Query(description="Expiry, Unix seconds.")],
+    sig: Annotated[str, Query(max_length=100, description="The URL's signature.")],
+) -> FileResponse:
+    """A completed job's MP4 while its URL is valid (the signature is the credential)."""
+    if not _RESULT.match(name):
+        raise NotFound("No such video.")
+    services.signer.verify(name, expires, sig)
+    path = services.blobs.local_path(f"{AREA}/{name}")
+    if path is None:
+        raise NotFound("No such video.")
+    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=300"})
+
+
+@legacy_router.post(
+    "/create",
+    status_code=202,
+    response_model=LipSyncCreated,
+    responses=error_responses(*_SUBMIT_ERRORS, legacy=True),
+    openapi_extra=body_schema(LipSyncBody),
+)
+async def legacy_create(
+    request: Request, principal: CurrentAccount, services: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Queue a lip-sync job (legacy path)."""
+    return await _submit(request, principal, services, idempotency_key)
+
+
+@legacy_router.get("/list", response_model=LipSyncPage, responses=error_responses(legacy=True))
+async def legacy_list(
+    principal: CurrentAccount,
+    services: ServicesDep,
+    page: Page = 1,
+    limit: Limit = 20,
+    status: WireStatus | None = None,
+) -> LipSyncPage:
+    """The account's lip-sync jobs (legacy path)."""
+    return await _page(services, principal.account_id, status, page, limit)
+
+
+@legacy_router.get("/query", response_model=LipSyncJobAnswer, responses=error_responses(404, legacy=True))
+async def legacy_query(
+    principal: CurrentAccount, services: ServicesDep, id: Annotated[str, Query(min_length=1, max_length=80)]
+) -> LipSyncJobAnswer:
+    """One lip-sync job by ``id`` (legacy path)."""
+    return await _one(services, principal.account_id, id)
