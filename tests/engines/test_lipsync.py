@@ -21,6 +21,7 @@ from openfish.engines.lipsync import MouthWarpEngine
 from openfish.engines.mouth_drive import mouth_drive
 from openfish.engines.mouth_warp import MouthGeometry, warp_mouth
 from openfish.engines.registry import build_engines
+from tests.lipsync_checks import best_lag, envelope, mouth_openings
 from tests.media_clips import (
     astronaut,
     audio_file,
@@ -83,44 +84,6 @@ def cut(engine: MouthWarpEngine, tmp_path_factory: pytest.TempPathFactory) -> Re
 def rendered(request: pytest.FixtureRequest) -> Render:
     result: Render = request.getfixturevalue(request.param)
     return result
-
-
-def envelope(audio: Audio, rate: int, frames: int) -> npt.NDArray[np.float64]:
-    """Loudness (dB, floored 30 dB under the peak) over two frames around each frame's middle:
-    measured independently of the engine's speech-band drive."""
-    half = rate // FPS
-    levels = []
-    for index in range(frames):
-        centre = round((index + 0.5) / FPS * rate)
-        window = audio[max(0, centre - half) : centre + half].astype(np.float64)
-        levels.append(10 * np.log10(np.mean(window * window) + 1e-10))
-    loudness = np.array(levels, dtype=np.float64)
-    return np.asarray(np.maximum(loudness, loudness.max() - 30), dtype=np.float64)
-
-
-def mouth_openings(path: Path) -> npt.NDArray[np.float64]:
-    """Inner-lip distance (landmarks 13-14) over face height (10-152) in each frame as displayed,
-    by face mesh."""
-    openings = []
-    with FaceTracker() as tracker:
-        for rgb in decode_rgb(path, upright=True):
-            face = tracker.largest_face(rgb)
-            assert face is not None
-            points = face * (rgb.shape[1], rgb.shape[0])
-            openings.append(np.hypot(*(points[13] - points[14])) / np.hypot(*(points[10] - points[152])))
-    return np.array(openings)
-
-
-def best_lag(openings: npt.NDArray[np.float64], loudness: npt.NDArray[np.float64]) -> tuple[float, int]:
-    """The highest Pearson correlation of mouth opening with loudness over lags of -3..3 frames,
-    and its lag (positive: the mouth comes after the sound)."""
-    scores = {}
-    for lag in range(-3, 4):
-        mouth = openings[max(lag, 0) : len(openings) + min(lag, 0)]
-        sound = loudness[max(-lag, 0) : len(loudness) - max(lag, 0)]
-        scores[lag] = float(np.corrcoef(mouth, sound)[0, 1])
-    lag = max(scores, key=lambda key: scores[key])
-    return scores[lag], lag
 
 
 Box = tuple[int, int, int, int]
