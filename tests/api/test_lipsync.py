@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 
 from openfish.audio.decode import decode_audio
 from tests.api.test_handlers import assert_v1_error
-from tests.conftest import Caller, Harness
+from tests.conftest import Caller, Harness, Receiver
 from tests.media_clips import face_video, faceless_video
 from tests.voice_clips import silence_wav
 
@@ -181,8 +183,14 @@ async def test_a_video_without_a_face_fails_the_job_and_releases_the_credits(
     assert await harness.balance(caller.account_id) == before
 
 
-async def test_the_same_idempotency_key_queues_one_job(harness: Harness, tmp_path: Path) -> None:
+async def test_one_idempotency_key_queues_one_job_and_its_end_is_announced(
+    harness_factory: Callable[..., Any], receiver: Receiver, tmp_path: Path
+) -> None:
+    harness: Harness = await harness_factory(webhooks={"allow_http": True, "allow_private_targets": True})
     caller = await harness.new_caller(credits=1000)
+    await harness.client.post(
+        "/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": receiver.url()}
+    )
     video_url = await upload(harness, caller, video_bytes(tmp_path))
     audio_url, seconds = await spoken(harness, caller)
     before = await harness.balance(caller.account_id)
@@ -192,5 +200,12 @@ async def test_the_same_idempotency_key_queues_one_job(harness: Harness, tmp_pat
     again = await harness.client.post("/api/open/lip-sync/create", headers=headers, json=body)
     assert first.status_code == again.status_code == 202
     assert first.json() == again.json()
-    assert await harness.balance(caller.account_id) == before - math.ceil(seconds) * 2
-    await wait_for(harness, caller, first.json()["data"]["id"])
+    credits = math.ceil(seconds) * 2
+    assert await harness.balance(caller.account_id) == before - credits
+    job = await wait_for(harness, caller, first.json()["data"]["id"])
+    await asyncio.wait_for(receiver.arrived.wait(), 20)
+    [request] = receiver.requests
+    event = json.loads(request.body)
+    assert event["type"] == "lipsync.job.completed"
+    assert (event["jobId"], event["status"], event["creditsUsed"]) == (job["id"], "completed", credits)
+    assert (await harness.client.get(event["resultUrl"])).headers["content-type"] == "video/mp4"
