@@ -52,6 +52,11 @@ class JobQueue(Protocol):
         """Record the running attempt's progress (0-100); False if the attempt lost its lease."""
         ...
 
+    async def hand_back(self, job: Job, worker: str) -> bool:
+        """Return a job this worker stopped running (shutdown) to the queue at once, without
+        counting the interrupted attempt; False if the job was no longer this worker's."""
+        ...
+
     async def finish(
         self,
         job: Job,
@@ -165,6 +170,25 @@ class SqlJobQueue:
                 update(Job)
                 .where(self._mine(job, worker))
                 .values(progress=max(0, min(100, progress)), updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def hand_back(self, job: Job, worker: str) -> bool:
+        now = self._clock()
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Job)
+                .where(self._mine(job, worker))
+                .values(
+                    status=QUEUED,
+                    attempt=Job.attempt - 1,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    progress=0,
+                    run_after=now,
+                    updated_at=now,
+                )
                 .execution_options(synchronize_session=False)
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]

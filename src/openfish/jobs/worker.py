@@ -62,7 +62,7 @@ class JobWorker:
         self._lease = lease_seconds
         self._poll = poll_seconds
         self.name = name or worker_name()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], Job] = {}
         # Made in run(): an Event belongs to the loop it is first used on, and an app may be
         # started more than once (tests, restarts) on different loops.
         self._wake: asyncio.Event | None = None
@@ -73,7 +73,8 @@ class JobWorker:
             self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run jobs until ``stop`` is set; jobs under way are abandoned to their leases."""
+        """Claim and run jobs until ``stop`` is set. Jobs under way then are interrupted and handed
+        back to the queue, so another worker (or this one after a restart) takes them at once."""
         wake = self._wake = asyncio.Event()
         try:
             while not stop.is_set():
@@ -83,15 +84,22 @@ class JobWorker:
                     if job is None:
                         break
                     task = asyncio.create_task(self._run(job), name=f"job {job.id}")
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                    self._running[task] = job
+                    task.add_done_callback(self._forget)
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self._poll)
         finally:
-            for task in list(self._running):
+            interrupted = dict(self._running)
+            for task in interrupted:
                 task.cancel()
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+            await asyncio.gather(*interrupted, return_exceptions=True)
+            for task, job in interrupted.items():
+                if task.cancelled() and await self._queue.hand_back(job, self.name):
+                    logger.info("job %s handed back to the queue (worker stopping)", job.id)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
 
     async def _run(self, job: Job) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
