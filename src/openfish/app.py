@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,7 @@ from openfish.services.media_inputs import MediaInputs
 from openfish.services.readiness import Readiness
 from openfish.services.realtime import SessionSlots, release_abandoned
 from openfish.services.realtime_asr import LiveListeningFactory
+from openfish.services.retention import sweep
 from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
@@ -58,8 +60,10 @@ from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import LocalBlobStore
 from openfish.store.database import Database
+from openfish.store.models import utcnow
 
 MAINTENANCE_SECONDS = 600.0
+logger = logging.getLogger("openfish.maintenance")
 
 
 def build_services(settings: Settings, engines: EngineRegistry | None = None) -> Services:
@@ -149,6 +153,9 @@ async def _maintenance(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await services.idempotency.purge_expired()
         await release_abandoned(services.billing, services.settings)
+        swept = await services.pool.submit(lambda: sweep(services.blobs, services.settings, utcnow()))
+        if swept.stored_audio or swept.job_results or swept.scratch:
+            logger.info("retention: deleted %s", swept)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
 

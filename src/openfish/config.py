@@ -235,6 +235,18 @@ class LipSyncSettings(BaseModel):
     result_url_ttl_seconds: int = Field(default=86_400, ge=60, description="Validity of result URLs.")
 
 
+class RetentionSettings(BaseModel):
+    """How long stored results stay on disk (swept by the maintenance loop every 10 minutes)."""
+
+    stored_audio_seconds: int = Field(
+        default=86_400, ge=3600, description="cache=true audio, counted from its last use."
+    )
+    job_results_seconds: int = Field(
+        default=7 * 86_400, ge=3600, description="TTS job audio and lip-sync videos, from when made."
+    )
+    scratch_seconds: int = Field(default=86_400, ge=3600, description="Leftovers of interrupted work.")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one openfish server."""
 
@@ -257,6 +269,7 @@ class Settings(BaseSettings):
     media_fetch: MediaFetchSettings = MediaFetchSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     lipsync: LipSyncSettings = LipSyncSettings()
+    retention: RetentionSettings = RetentionSettings()
     public_url: str | None = Field(
         default=None, description="Base URL clients reach this server at (for URLs in webhooks)."
     )

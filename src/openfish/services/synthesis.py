@@ -138,7 +138,7 @@ class SynthesisService:
         plan = await self.plan(account_id, request)
         name = stored_name(plan)
         key = f"{STORED_AREA}/{name}"
-        reused = await self._pool.submit(lambda: self._blobs.exists(key))
+        reused = await self._pool.submit(lambda: self._reuse(key))
         if not reused and self._active >= self._settings.tts.max_streams:
             raise EngineUnavailable("All synthesis workers are busy; retry shortly.", retry_after=1)
         hold = await self._billing.hold(
@@ -157,6 +157,14 @@ class SynthesisService:
         finally:
             await self._billing.settle(reference, succeeded=completed)
         return StoredSpeech(plan=plan, name=name, hold=hold, reused=reused)
+
+    def _reuse(self, key: str) -> bool:
+        """Whether the audio is stored already; if so it counts as used now (retention)."""
+        try:
+            self._blobs.touch(key)
+        except FileNotFoundError:
+            return False
+        return True
 
     async def render_audio(self, plan: SynthesisPlan) -> bytes:
         """The whole audio of ``plan``, encoded, made in the worker pool (no billing here)."""

@@ -10,9 +10,11 @@ import os
 import re
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+_AREA = re.compile(r"^[a-z0-9_-]{1,40}$")
 _KEY = re.compile(r"^[a-z0-9_-]{1,40}/[A-Za-z0-9_-]{8,128}\.[a-z0-9]{1,8}$")
 
 
@@ -29,6 +31,15 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether a blob is stored under ``key``."""
+        ...
+
+    def touch(self, key: str) -> None:
+        """Mark the blob as used now (``sweep`` judges age by last use); FileNotFoundError if none."""
+        ...
+
+    def sweep(self, area: str, unused_since: datetime, suffix: str = "") -> int:
+        """Delete the blobs of ``area`` (ending in ``suffix``) not written or touched since
+        ``unused_since``, and leftovers of interrupted writes; returns how many blobs went."""
         ...
 
     def local_path(self, key: str) -> Path | None:
@@ -90,6 +101,29 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def touch(self, key: str) -> None:
+        os.utime(self._path(key))  # FileNotFoundError if it is gone: never creates an empty blob
+
+    def sweep(self, area: str, unused_since: datetime, suffix: str = "") -> int:
+        if not _AREA.match(area):
+            raise ValueError(f"invalid blob area {area!r}")
+        folder = self.root / area
+        cutoff = unused_since.timestamp()
+        removed = 0
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if not entry.is_file(follow_symlinks=False) or entry.stat().st_mtime >= cutoff:
+                continue
+            if entry.name.startswith(".tmp-"):
+                Path(entry.path).unlink(missing_ok=True)  # a write that was interrupted
+            elif entry.name.endswith(suffix):
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
