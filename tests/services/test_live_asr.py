@@ -18,6 +18,7 @@ from openfish.engines.base import Audio, EngineError, TranscriptionEngine, VadEn
 from openfish.engines.registry import EngineRegistry
 from openfish.engines.whisper import WhisperEngine
 from openfish.services.live_asr import (
+    MAX_PENDING_DECODES,
     FinalTranscript,
     LiveEvent,
     LiveTranscriber,
@@ -240,3 +241,22 @@ async def test_partials_are_skipped_when_the_budget_is_spent(
     assert [type(e) for e in recorder.events] == [FinalTranscript]
     budget.release()
     assert budget.try_acquire()
+
+
+async def test_a_client_faster_than_the_decoder_is_slowed_down(
+    engines: EngineRegistry, vad: VadEngine
+) -> None:
+    # Many threads, so the pool's own queue does not hold the client back: only feed's wait can.
+    wide = WorkerPool(workers=12, name="test-live-asr-wide")
+    wide.start()
+    recorder = Recorder()
+    live = transcriber(tiny(engines), vad, wide, recorder, partial_interval_seconds=30)
+    utterance = np.concatenate([trimmed(FIRST), silence(0.8)])
+    most = 0
+    for _ in range(8):  # ~30 s of audio in big frames, as fast as the socket allows
+        await live.feed(utterance)
+        most = max(most, live.pending_decodes)
+    await live.finish()
+    wide.stop()
+    assert most <= MAX_PENDING_DECODES + 1  # without the wait in feed all 8 queue up (measured)
+    assert len(recorder.finals) == 8

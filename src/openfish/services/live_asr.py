@@ -40,6 +40,8 @@ HYSTERESIS = 0.15
 #: Silent windows (~100 ms) after which the early final is started: Silero's probability already
 #: trails the sound by about as much, so the audio decoded holds the speech's end.
 EARLY_FINAL_WINDOWS = 3
+#: Finals waiting to be decoded before ``feed`` waits (a client sending faster than real time).
+MAX_PENDING_DECODES = 3
 #: Shorter blips (clicks, a cough's onset) are not worth a decode.
 MIN_SPEECH_SECONDS = 0.1
 
@@ -110,6 +112,7 @@ class LiveTranscriber:
 
         self._jobs: asyncio.Queue[_Decode | None] = asyncio.Queue()
         self._pending = 0  # decodes queued or running
+        self._drained = asyncio.Event()  # set whenever a decode is done (backpressure in feed)
         self._worker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._finished = self._closed = self._surfaced = False
@@ -119,13 +122,25 @@ class LiveTranscriber:
         """Seconds of audio fed so far."""
         return self._received / self.SAMPLE_RATE
 
+    @property
+    def pending_decodes(self) -> int:
+        """Decodes queued or running for this stream."""
+        return self._pending
+
     async def feed(self, audio: Audio) -> None:
-        """Take the next chunk (1-D float32, any length). Waits for the VAD only, never for a
-        decode; raises an earlier decode's (or ``emit``'s) error. A no-op once closed."""
+        """Take the next chunk (1-D float32, any length). Waits for the VAD, and — only when a client
+        sends audio faster than it can be transcribed — until at most ``MAX_PENDING_DECODES`` decodes
+        are waiting, so the queued utterances' audio cannot grow without bound; raises an earlier
+        decode's (or ``emit``'s) error. A no-op once closed."""
         if self._closed:
             return
         if self._finished:
             raise RuntimeError("feed() after finish()")
+        while self._pending > MAX_PENDING_DECODES and self._worker is not None and not self._worker.done():
+            self._drained.clear()
+            await self._drained.wait()
+        if self._closed:
+            return
         self._raise_worker_error()
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim != 1:
@@ -170,6 +185,7 @@ class LiveTranscriber:
         if self._closed:
             return
         self._closed = True
+        self._drained.set()  # a feed waiting for decodes to drain returns (closed: a no-op)
         self._drop_early()
         worker, self._worker = self._worker, None
         if worker is None:
@@ -303,6 +319,7 @@ class LiveTranscriber:
                     await self._emit(event)
             finally:
                 self._pending -= 1
+                self._drained.set()
 
     def _transcriber(self, audio: Audio, *, final: bool) -> Callable[[], Transcript]:
         return functools.partial(
