@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.server import free_port
 from typer.testing import CliRunner
 
 from openfish.audio.decode import decode_audio
@@ -30,13 +31,6 @@ class Server:
 
     url: str
     token: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

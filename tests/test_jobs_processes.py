@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.server import free_port
 
 from openfish.audio.decode import decode_audio
 
@@ -37,13 +37,6 @@ WORKER_RE = re.compile(r"openfish worker (\S+) running")
 API = "/api/open/v1"
 JOBS = f"{API}/speech/tts/jobs"
 BOOTSTRAP_CREDITS = 100_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

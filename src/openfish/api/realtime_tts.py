@@ -53,10 +53,9 @@ class LegacyLiveTtsStart(LiveTtsStart):
 class _Stream:
     """The open stream of a conversation: what makes the audio and what it costs."""
 
-    def __init__(self, speech: LiveSpeech, meter: CreditMeter, price: int) -> None:
+    def __init__(self, speech: LiveSpeech, meter: CreditMeter) -> None:
         self.speech = speech
         self.meter = meter
-        self.price = price
         self.sequence = 0
 
 
@@ -143,7 +142,7 @@ class TtsConversation:
             send=self._send_audio,
             on_failure=self._failed,
         )
-        self._stream = _Stream(speech, meter, price)
+        self._stream = _Stream(speech, meter)
         if self._legacy:
             await self._socket.send_event("ready", format=plan.format, contentType=speech.content_type)
         if body.text:

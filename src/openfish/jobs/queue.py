@@ -153,45 +153,28 @@ class SqlJobQueue:
 
     async def heartbeat(self, job: Job, worker: str, lease_seconds: float) -> bool:
         now = self._clock()
-        async with self._db.transaction() as session:
-            result = await session.execute(
-                update(Job)
-                .where(self._mine(job, worker))
-                .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return await self._update_mine(
+            job, worker, lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now
+        )
 
     async def report_progress(self, job: Job, worker: str, progress: int) -> bool:
-        """Record the running attempt's progress (0-100); False if the attempt lost its lease."""
-        now = self._clock()
-        async with self._db.transaction() as session:
-            result = await session.execute(
-                update(Job)
-                .where(self._mine(job, worker))
-                .values(progress=max(0, min(100, progress)), updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return await self._update_mine(
+            job, worker, progress=max(0, min(100, progress)), updated_at=self._clock()
+        )
 
     async def hand_back(self, job: Job, worker: str) -> bool:
         now = self._clock()
-        async with self._db.transaction() as session:
-            result = await session.execute(
-                update(Job)
-                .where(self._mine(job, worker))
-                .values(
-                    status=QUEUED,
-                    attempt=Job.attempt - 1,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    progress=0,
-                    run_after=now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return await self._update_mine(
+            job,
+            worker,
+            status=QUEUED,
+            attempt=Job.attempt - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            progress=0,
+            run_after=now,
+            updated_at=now,
+        )
 
     async def finish(
         self,
@@ -206,27 +189,19 @@ class SqlJobQueue:
         if status not in TERMINAL:
             raise ValueError(f"{status} is not a terminal status")
         now = self._clock()
-        statement = (
-            update(Job)
-            .where(self._mine(job, worker))
-            .values(
-                status=status,
-                result=result,
-                error=error,
-                progress=100 if status == SUCCEEDED else Job.progress,
-                finished_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
+        return await self._update_mine(
+            job,
+            worker,
+            session=session,
+            status=status,
+            result=result,
+            error=error,
+            progress=100 if status == SUCCEEDED else Job.progress,
+            finished_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
         )
-        if session is not None:
-            outcome = await session.execute(statement)
-        else:
-            async with self._db.transaction() as own:
-                outcome = await own.execute(statement)
-        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
 
     async def give_up(self, job: Job, error: str, session: AsyncSession) -> bool:
         """Fail a job whose every attempt died (no worker holds it any more)."""
@@ -282,6 +257,20 @@ class SqlJobQueue:
                 query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
             )
             return JobPage(total=total, items=list(rows))
+
+    async def _update_mine(
+        self, job: Job, worker: str, *, session: AsyncSession | None = None, **values: Any
+    ) -> bool:
+        """Set ``values`` on the job if this attempt is still ``worker``'s (in ``session``, or in a
+        transaction of its own); False when the attempt lost its lease."""
+        statement = update(Job).where(self._mine(job, worker)).values(**values)
+        statement = statement.execution_options(synchronize_session=False)
+        if session is not None:
+            outcome = await session.execute(statement)
+        else:
+            async with self._db.transaction() as own:
+                outcome = await own.execute(statement)
+        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
 
     def _mine(self, job: Job, worker: str) -> Any:
         return and_(

@@ -113,9 +113,11 @@ class LipSyncService:
         decoded = await self._pool.submit(lambda: self._check_audio(audio))
         job_id = new_id("job")
         video_key, audio_key = input_key(job_id, "video"), input_key(job_id, "audio")
-        await self._pool.submit(lambda: self._blobs.put(video_key, video))
         queued = False
         try:
+            # Both kept before the transaction: its write lock is not held across file I/O.
+            await self._pool.submit(lambda: self._blobs.put(video_key, video))
+            await self._pool.submit(lambda: self._blobs.put(audio_key, audio))
             info = await self._pool.submit(lambda: self._check_video(video_key))
             seconds = math.ceil(decoded.duration_seconds)
             credits = seconds * limits.credits_per_second
@@ -128,7 +130,6 @@ class LipSyncService:
                     units=seconds,
                     session=session,
                 )
-                await self._pool.submit(lambda: self._blobs.put(audio_key, audio))
                 job = self._queue.new_job(
                     job_id=job_id,
                     account_id=account_id,
