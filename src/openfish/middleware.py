@@ -98,6 +98,10 @@ class RequestContextMiddleware:
                 await refusal(scope, receive, send_with_id)
                 return
             await self.app(scope, _limited(receive, limit), send_with_id)
+        except Exception:
+            # The outermost server-error handler answers 500 after this frame has been left.
+            status = status or 500
+            raise
         finally:
             access_log.info(
                 "%s %s %s %.1fms",

@@ -121,13 +121,17 @@ async def test_unexpected_exception_is_a_500_envelope_and_logged(
         transport=httpx.ASGITransport(app=harness.app, raise_app_exceptions=False),
         base_url="http://testserver",
     )
-    with caplog.at_level(logging.ERROR, logger="openfish.errors"):
+    with caplog.at_level(logging.INFO, logger="openfish"):
         response = await client.get("/api/open/v1/explode")
     await client.aclose()
     body = assert_v1_error(response, 500, "internal_error")
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
-    assert any(body["requestId"] in record.getMessage() for record in caplog.records)
+    errors = [record for record in caplog.records if record.name == "openfish.errors"]
+    assert any(body["requestId"] in record.getMessage() for record in errors)
+    # The access log shows the status the client got, not "-".
+    access = [record.getMessage() for record in caplog.records if record.name == "openfish.access"]
+    assert any(line.startswith("GET /api/open/v1/explode 500 ") for line in access), access
 
 
 async def test_insufficient_credits_is_402_on_v1_and_429_on_legacy(harness: Harness) -> None:

@@ -110,3 +110,39 @@ async def test_legacy_path_stores_too(harness: Harness, caller: Caller) -> None:
     audio = await harness.client.get(body["audio_url"])
     assert audio.headers["Content-Type"] == "audio/ogg"
     assert decode_audio(audio.content).sample_rate == 48000
+
+
+MALFORMED_QUERIES = [
+    pytest.param("sig=%C3%A9", id="non-ascii-sig"),
+    pytest.param("sig=%00", id="nul-sig"),
+    pytest.param("sig=" + "A" * 5000, id="huge-sig"),
+    pytest.param("sig=", id="empty-sig"),
+    pytest.param("", id="no-sig"),
+    pytest.param("expires=%C3%A9", id="non-ascii-expires"),
+    pytest.param("expires=1e9", id="float-expires"),
+    pytest.param("expires=" + "9" * 5000, id="huge-expires"),
+    pytest.param("expires=-5", id="negative-expires"),
+]
+
+
+@pytest.mark.parametrize("malformed", MALFORMED_QUERIES)
+async def test_a_malformed_signature_or_expiry_is_403_never_500(
+    harness: Harness, caller: Caller, malformed: str
+) -> None:
+    # The signature is the only credential of these URLs: whatever a stranger puts there must be
+    # refused in the envelope, before any file is looked at.
+    url = urlsplit(str((await store(harness, caller))["audio_url"]))
+    query = {key: values[0] for key, values in parse_qs(url.query).items()}
+    field = malformed.partition("=")[0] or "sig"
+    kept = next(f"{key}={query[key]}" for key in ("expires", "sig") if key != field)
+    target = f"{url.path}?{kept}" + (f"&{malformed}" if malformed else "")
+    response = await harness.client.get(target)
+    assert_v1_error(response, 403, "forbidden")
+
+
+async def test_a_malformed_signature_on_a_lip_sync_result_is_403(harness: Harness) -> None:
+    name = "job_" + "0" * 32 + ".mp4"
+    response = await harness.client.get(
+        f"/api/open/v1/media/lip-sync/results/{name}?expires=9999999999&sig=%C3%A9"
+    )
+    assert_v1_error(response, 403, "forbidden")

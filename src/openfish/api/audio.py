@@ -28,8 +28,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Part of the audio (Range request).",
         "content": dict.fromkeys(_MEDIA_TYPES.values(), _BINARY),
     },
-    400: {"model": ErrorBody, "description": "Malformed query."},
-    403: {"model": ErrorBody, "description": "The signature is invalid or has expired."},
+    403: {"model": ErrorBody, "description": "The signature is missing, malformed, wrong or expired."},
     404: {"model": ErrorBody, "description": "No such audio."},
     416: {"description": "The requested range is not satisfiable."},
     500: {"model": ErrorBody, "description": "Internal error."},
@@ -40,8 +39,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 async def stored_audio(
     name: str,
     services: ServicesDep,
-    expires: Annotated[int, Query(description="Expiry, Unix seconds.")],
-    sig: Annotated[str, Query(max_length=100, description="The URL's signature.")],
+    expires: Annotated[str | None, Query(description="Expiry, Unix seconds.")] = None,
+    sig: Annotated[str | None, Query(description="The URL's signature.")] = None,
 ) -> FileResponse:
     """The audio a ``cache=true`` TTS request or a TTS job stored, while its URL is valid."""
     match = _NAME.match(name)

@@ -185,8 +185,7 @@ async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep)
             "description": "The video.",
             "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
         },
-        400: {"model": ErrorBody, "description": "Malformed query."},
-        403: {"model": ErrorBody, "description": "The signature is invalid or has expired."},
+        403: {"model": ErrorBody, "description": "The signature is missing, malformed, wrong or expired."},
         404: {"model": ErrorBody, "description": "No such video."},
         500: {"model": ErrorBody, "description": "Internal error."},
     },
@@ -194,8 +193,8 @@ async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep)
 async def result_video(
     name: str,
     services: ServicesDep,
-    expires: Annotated[int, Query(description="Expiry, Unix seconds.")],
-    sig: Annotated[str, Query(max_length=100, description="The URL's signature.")],
+    expires: Annotated[str | None, Query(description="Expiry, Unix seconds.")] = None,
+    sig: Annotated[str | None, Query(description="The URL's signature.")] = None,
 ) -> FileResponse:
     """A completed job's MP4 while its URL is valid (the signature is the credential)."""
     if not _RESULT.match(name):
