@@ -90,7 +90,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
     files = FileService(blobs, pool)
     media_fetcher = MediaFetcher(settings)
-    media = MediaInputs(files, signer, blobs, pool, media_fetcher)
+    media = MediaInputs(files, signer, blobs, pool, settings.own_base_urls, media_fetcher)
     transcription = TranscriptionService(settings, billing, engines, pool, media)
     lipsync = LipSyncService(db, settings, billing, queue, engines, media, blobs, pool, webhooks, signer)
     services = Services(
@@ -237,6 +237,9 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
             legacy.LegacyTtsBody,
             transcriptions.TranscriptionBody,
             lipsync_api.LipSyncBody,
+            profile.ProfileUpdate,
+            legacy_voices.ListModelsBody,
+            legacy_voices.DeleteModelBody,
         ],
         websockets={
             path: doc

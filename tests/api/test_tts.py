@@ -268,15 +268,24 @@ class FailsOnSecondPiece:
 FAILING_TEXT = "First sentence is fine. The second one fails. A third never comes."
 
 
+async def piper_wrapped_in(
+    wrapper: Callable[[SpeechEngine], SpeechEngine],
+    harness_factory: Callable[..., Any],
+    engines: EngineRegistry,
+) -> Harness:
+    """An app whose only engine is the real Piper inside ``wrapper`` (failure injection)."""
+    piper = engines.speech("piper")
+    assert piper is not None
+    only = EngineRegistry()
+    only.register(wrapper(piper))
+    harness: Harness = await harness_factory(engines=only)
+    return harness
+
+
 @pytest.fixture
 async def failing_harness(harness_factory: Callable[..., Any], engines: EngineRegistry) -> Harness:
     """An app whose only engine is Piper made to fail on the second piece of text."""
-    piper = engines.speech("piper")
-    assert piper is not None
-    failing = EngineRegistry()
-    failing.register(FailsOnSecondPiece(piper))
-    harness: Harness = await harness_factory(engines=failing)
-    return harness
+    return await piper_wrapped_in(FailsOnSecondPiece, harness_factory, engines)
 
 
 async def test_a_failure_after_streaming_began_is_visible_and_costs_nothing(failing_harness: Harness) -> None:
@@ -299,3 +308,93 @@ async def test_a_failed_render_for_cache_stores_and_costs_nothing(failing_harnes
         await harness.client.post(TTS, headers=caller.headers, json={"text": text, "cache": True})
     assert await balance(harness, caller) == 1000
     assert not list((harness.services.settings.data_dir / "blobs").rglob("*.mp3"))
+
+
+#: Text with no letter or digit in it: punctuation, symbols, invisible and control characters.
+UNSPEAKABLE = ["---", "?", "...", "()", "。", "\u200b", "\ufeff", "\u00ad", "\u007f", "\u009f", " - ! ? - "]
+
+
+@pytest.mark.parametrize("text", UNSPEAKABLE)
+@pytest.mark.parametrize("path", [TTS, LEGACY_TTS, "/api/open/v1/speech/tts/jobs"])
+async def test_text_with_nothing_to_say_is_refused_and_free(
+    harness: Harness, caller: Caller, path: str, text: str
+) -> None:
+    body = {"text": text, "format": "pcm"}
+    if path == LEGACY_TTS:
+        body["reference_id"] = "en_US-joe-medium"
+    response = await harness.client.post(path, headers=caller.headers, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_request"
+    assert "text" in response.text
+    assert await balance(harness, caller) == 1000
+    jobs = await harness.client.get("/api/open/v1/speech/tts/jobs", headers=caller.headers)
+    assert jobs.json()["total"] == 0
+
+
+async def test_msgpack_binary_is_not_taken_for_text(harness: Harness, caller: Caller) -> None:
+    packed = msgpack.packb({"text": b"Hello there.", "format": "wav"}, use_bin_type=True)
+    response = await harness.client.post(
+        TTS, headers={**caller.headers, "Content-Type": "application/msgpack"}, content=packed
+    )
+    error = assert_v1_error(response, 400, "invalid_request")
+    assert "text" in error["message"]
+    assert await balance(harness, caller) == 1000
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/msgpack"])
+async def test_deeply_nested_bodies_are_400(harness: Harness, caller: Caller, content_type: str) -> None:
+    for depth in (40, 1000, 100_000):
+        nested: object = []
+        for _ in range(min(depth, 900)):
+            nested = [nested]
+        if content_type == "application/json":
+            content = b'{"text": "Hi.", "x": ' + b"[" * depth + b"]" * depth + b"}"
+        else:
+            content = (
+                msgpack.packb({"text": "Hi.", "x": nested})
+                if depth < 1000
+                else b"\x82"
+                + (
+                    msgpack.packb("text")
+                    + msgpack.packb("Hi.")
+                    + msgpack.packb("x")
+                    + b"\x91" * depth
+                    + b"\xc0"
+                )
+            )
+        response = await harness.client.post(
+            TTS, headers={**caller.headers, "Content-Type": content_type}, content=content
+        )
+        error = assert_v1_error(response, 400, "invalid_request")
+        assert "JSON" in error["message"] or "MessagePack" in error["message"] or "nest" in error["message"]
+    assert await balance(harness, caller) == 1000
+
+
+class MakesNoSound(FailsOnSecondPiece):
+    """The real Piper engine, made to return no samples at all (failure injection)."""
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> Iterator[Audio]:
+        for audio in self._inner.synthesize(text, options):
+            yield audio[:0]
+
+
+@pytest.fixture
+async def silent_harness(harness_factory: Callable[..., Any], engines: EngineRegistry) -> Harness:
+    """An app whose only engine is Piper made to return no samples."""
+    return await piper_wrapped_in(MakesNoSound, harness_factory, engines)
+
+
+@pytest.mark.parametrize("fmt", ["pcm", "opus", "wav"])
+async def test_an_engine_that_makes_no_audio_never_answers_an_empty_body(
+    silent_harness: Harness, fmt: str
+) -> None:
+    harness = silent_harness
+    caller = await harness.new_caller()
+    body = {"text": "Hello there.", "format": fmt}
+    with pytest.raises(EngineError, match="no audio"):
+        await harness.client.post(TTS, headers=caller.headers, json=body)
+    stored = await harness.client.post(TTS, headers=caller.headers, json={**body, "cache": True})
+    error = assert_v1_error(stored, 422, "unprocessable")
+    assert "no audio" in error["message"]
+    assert await balance(harness, caller) == 1000
+    assert harness.services.synthesis.active_streams == 0

@@ -1,10 +1,16 @@
-"""Reading request bodies sent as JSON or MessagePack into pydantic models."""
+"""Reading request bodies and realtime messages sent as JSON or MessagePack into pydantic models.
+
+Every JSON or MessagePack document a client sends is parsed here, with a nesting limit, and
+validated in strict mode: a MessagePack ``bin`` is never taken for a string, a string never for
+a number.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
 import msgpack
+import pydantic_core
 from fastapi import Request
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
@@ -12,6 +18,9 @@ from openfish.api.handlers import describe_validation_errors
 from openfish.errors import InvalidRequest, UnsupportedMediaType
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+#: Deepest nesting of arrays and objects accepted in a body or message; ours need three levels.
+MAX_NESTING = 32
 
 
 def _whole_number(value: object) -> object:
@@ -45,14 +54,10 @@ async def read_model(request: Request, model: type[ModelT]) -> ModelT:
     """The body as ``model``; 415 for other content types, 400 naming the field otherwise."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
-    try:
-        if media_type in JSON_TYPES:
-            return model.model_validate_json(raw)
-        if media_type in MSGPACK_TYPES:
-            return model.model_validate(unpack_map(raw))
-    except ValidationError as exc:
-        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise InvalidRequest(describe_validation_errors(errors)) from exc
+    if media_type in JSON_TYPES:
+        return validate_model(model, load_json(raw))
+    if media_type in MSGPACK_TYPES:
+        return validate_model(model, unpack_map(raw))
     raise UnsupportedMediaType(
         "Send the body as application/json or application/msgpack"
         + (f", not {media_type}." if media_type else ".")
@@ -60,12 +65,23 @@ async def read_model(request: Request, model: type[ModelT]) -> ModelT:
 
 
 def validate_model(model: type[ModelT], data: Any) -> ModelT:
-    """``data`` as ``model``, or 400 naming the offending fields."""
+    """``data`` as ``model`` (strict types), or 400 naming the offending fields."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise InvalidRequest(describe_validation_errors(errors)) from exc
+
+
+def load_json(raw: str | bytes, what: str = "the request body") -> Any:
+    """``raw`` parsed as JSON (no NaN or Infinity, nesting limited), or 400 saying what is wrong."""
+    try:
+        # pydantic-core's parser guards its own recursion: no RecursionError however deep the input.
+        value = pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
+        raise InvalidRequest(f"{what} is not valid JSON ({exc})") from exc
+    _check_nesting(value, what)
+    return value
 
 
 def unpack_map(raw: bytes, what: str = "the request body") -> dict[str, Any]:
@@ -73,8 +89,23 @@ def unpack_map(raw: bytes, what: str = "the request body") -> dict[str, Any]:
     try:
         value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
     except (msgpack.exceptions.UnpackException, ValueError, TypeError) as exc:
-        # Truncated or trailing data, reserved bytes, invalid UTF-8 in a string, non-string keys.
+        # Truncated or trailing data, reserved bytes, invalid UTF-8 in a string, non-string keys,
+        # nesting beyond the unpacker's own stack.
         raise InvalidRequest(f"{what} is not valid MessagePack ({type(exc).__name__})") from exc
     if not isinstance(value, dict):
         raise InvalidRequest(f"{what} must be a MessagePack map")
+    _check_nesting(value, what)
     return value
+
+
+def _check_nesting(value: Any, what: str) -> None:
+    # Iterative, so the check itself cannot run out of stack.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_NESTING:
+                    raise InvalidRequest(f"{what} nests arrays and objects deeper than {MAX_NESTING} levels")
+                stack.append((child, depth + 1))

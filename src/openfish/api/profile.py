@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from openfish.api.bodies import body_schema, read_model
 from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
 from openfish.services.webhooks import validate_webhook_url
@@ -59,9 +60,15 @@ async def get_profile(principal: CurrentAccount, services: ServicesDep) -> Profi
     return _profile(services, account)
 
 
-@router.post("/profile", response_model=Profile, responses=error_responses())
-async def update_profile(update: ProfileUpdate, principal: CurrentAccount, services: ServicesDep) -> Profile:
+@router.post(
+    "/profile",
+    response_model=Profile,
+    responses=error_responses(415),
+    openapi_extra=body_schema(ProfileUpdate),
+)
+async def update_profile(request: Request, principal: CurrentAccount, services: ServicesDep) -> Profile:
     """Set or clear the account's webhook URL."""
+    update = await read_model(request, ProfileUpdate)
     url = update.webhookUrl
     if url is not None and url.strip() == "":
         url = None

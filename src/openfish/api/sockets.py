@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import msgpack
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from openfish.api.bodies import unpack_map
+from openfish.api.bodies import load_json, unpack_map
 from openfish.api.deps import Services
 from openfish.config import Settings
 from openfish.errors import (
@@ -151,10 +151,7 @@ class RealtimeSocket:
 
 
 def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"the message is not valid JSON ({exc})") from exc
+    value = load_json(text, "the message")
     if not isinstance(value, dict):
         raise InvalidRequest("a JSON message must be an object")
     return value

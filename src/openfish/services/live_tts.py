@@ -27,7 +27,7 @@ from openfish.errors import EngineUnavailable, InvalidRequest, OpenfishError
 from openfish.services.realtime import CreditMeter
 from openfish.services.speech import SynthesisPlan
 from openfish.services.synthesis import converted
-from openfish.services.text_split import LiveTextBuffer
+from openfish.services.text_split import LiveTextBuffer, is_speakable
 from openfish.services.workers import WorkerPool
 
 #: Audio out: the encoded bytes of one piece (or the encoder's tail at the end).
@@ -128,6 +128,8 @@ class LiveSpeech:
 
     def _enqueue(self, pieces: list[str]) -> None:
         for piece in pieces:
+            if not is_speakable(piece):
+                continue  # punctuation alone ("...", "—") makes no sound and is not billed
             self._queued += len(piece)
             self._queue.put_nowait(piece)
 

@@ -13,7 +13,7 @@ from openfish.engines.registry import EngineRegistry
 from openfish.errors import InvalidRequest, NotFound
 from openfish.services.language import detect_language
 from openfish.services.prosody import EMOTIONS, Prosody
-from openfish.services.text_split import split_for_streaming
+from openfish.services.text_split import is_speakable, split_for_streaming
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ class SpeechPlanner:
     def plan(self, request: TtsRequest) -> SynthesisPlan:
         """A plan for ``request``, or the 4xx that says why it cannot be honoured."""
         text = request.text.strip()
-        if not text:
-            raise InvalidRequest("text: must contain something to say")
+        if not is_speakable(text):
+            raise InvalidRequest("text: must contain something to say (a letter or a digit)")
         if len(text) > self._settings.tts.max_text_chars:
             raise InvalidRequest(f"text: at most {self._settings.tts.max_text_chars} characters per request")
         plan = self.plan_stream(request)

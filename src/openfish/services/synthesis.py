@@ -18,8 +18,8 @@ import numpy as np
 from openfish.audio.effects import TempoPitch
 from openfish.audio.encode import StreamEncoder, apply_gain_db, encode_complete, make_encoder
 from openfish.config import Settings
-from openfish.engines.base import Audio
-from openfish.errors import EngineUnavailable
+from openfish.engines.base import Audio, EngineError
+from openfish.errors import EngineUnavailable, Unprocessable
 from openfish.services.billing import BillingService, ChargeResult
 from openfish.services.speech import Conversion, SpeechPlanner, SynthesisPlan, TtsRequest
 from openfish.services.workers import WorkerPool
@@ -29,6 +29,10 @@ SURFACE = "tts"
 #: Blob store areas of rendered TTS audio (content-addressed) and of TTS job output.
 STORED_AREA = "tts"
 JOB_AREA = "jobs"
+
+
+class NoAudio(EngineError):
+    """The engine made no samples at all for a plan's text: never an answer to send or store."""
 
 
 def stored_audio_key(name: str) -> str:
@@ -151,6 +155,8 @@ class SynthesisService:
                 try:
                     data = await self.render_audio(plan)
                     await self._pool.submit(lambda: self._blobs.put(key, data))
+                except NoAudio as exc:
+                    raise Unprocessable(f"text: {exc}") from exc
                 finally:
                     self._active -= 1
             completed = True
@@ -179,6 +185,8 @@ class SynthesisService:
         ]
         parts.append(shaper.flush())
         samples = apply_gain_db(np.concatenate(parts), plan.gain_db)
+        if samples.size == 0:
+            raise NoAudio(f"{plan.engine.name} made no audio for this text")
         return encode_complete(samples, plan.format, plan.engine.sample_rate)
 
     async def plan(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
@@ -215,18 +223,25 @@ class SynthesisService:
             header = encoder.header()
             if header:
                 yield header
-            async for encoded in self._encoded_pieces(plan, encoder):
+            samples = 0
+            async for encoded, made in self._encoded_pieces(plan, encoder):
+                samples += made
                 if encoded:
                     yield encoded
+            if samples == 0:
+                # Headers are sent by now: failing the stream is how the client learns of it.
+                raise NoAudio(f"{plan.engine.name} made no audio for this text")
             completed = True
         finally:
             self._active -= 1
             await self._billing.settle(reference, succeeded=completed)
 
-    async def _encoded_pieces(self, plan: SynthesisPlan, encoder: StreamEncoder) -> AsyncIterator[bytes]:
-        """Each piece synthesized, shaped and encoded in the pool; the next is queued while this one
-        is sent, due when the listener will have played everything sent so far. The last job also
-        flushes the tempo filter and the encoder."""
+    async def _encoded_pieces(
+        self, plan: SynthesisPlan, encoder: StreamEncoder
+    ) -> AsyncIterator[tuple[bytes, int]]:
+        """Each piece synthesized, shaped and encoded in the pool, with its sample count; the next
+        is queued while this one is sent, due when the listener will have played everything sent so
+        far. The last job also flushes the tempo filter and the encoder."""
         shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
         rate = plan.engine.sample_rate
 
@@ -255,7 +270,7 @@ class SynthesisService:
                 pending = None
                 if index + 1 < len(plan.pieces):
                     pending = self._pool.submit(job(index + 1), deadline=started + audio_seconds)
-                yield encoded
+                yield encoded, samples
         finally:
             if pending is not None:
                 pending.cancel()

@@ -8,6 +8,7 @@ boundaries (before conjunctions), then any space.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 FIRST_PIECE_CHARS = 40
 PIECE_CHARS = 180
@@ -19,6 +20,16 @@ _PHRASE_START = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+
+
+def is_speakable(text: str) -> bool:
+    """Whether ``text`` holds anything a voice can say: a letter or a digit in any script.
+
+    Punctuation, symbols, spaces and invisible characters (zero-width spaces, byte order marks,
+    soft hyphens, control characters) alone make no speech, so such text is refused rather than
+    billed for silence.
+    """
+    return any(unicodedata.category(char)[0] in "LN" for char in text)
 
 
 def split_for_streaming(

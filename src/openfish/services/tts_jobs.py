@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
 from openfish.engines.base import EngineError
-from openfish.errors import Conflict, NotFound
+from openfish.errors import Conflict, NotFound, OpenfishError
 from openfish.jobs.queue import SUCCEEDED, JobPage, SqlJobQueue
 from openfish.jobs.worker import JobFailed
 from openfish.services.billing import BillingService
@@ -113,7 +113,8 @@ class TtsJobService:
         try:
             plan = await self._synthesis.plan(job.account_id, request)
             audio = await self._synthesis.render_audio(plan)
-        except (EngineError, NotFound, Conflict) as exc:
+        except (EngineError, OpenfishError) as exc:
+            # Refusals of a request stored before a rule changed, engines gone, no audio made.
             raise JobFailed(getattr(exc, "message", str(exc))) from exc
         name = output_name(job, plan.engine.sample_rate)
         await self._pool.submit(lambda: self._blobs.put(f"{JOB_AREA}/{name}", audio))
