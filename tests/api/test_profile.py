@@ -94,3 +94,96 @@ async def test_setting_a_webhook_reveals_its_stable_signing_secret(harness: Harn
     other = await harness.new_caller()
     theirs = (await harness.client.post("/api/open/v1/profile", headers=other.headers, json=url)).json()
     assert theirs["webhookSecret"] != first["webhookSecret"]
+
+
+LOOPBACK_SHORTHAND = [
+    "https://127.1/hook",
+    "https://127.0.1/hook",
+    "https://0177.0.0.1/hook",
+    "https://0x7f.0.0.1/hook",
+    "https://0X7F.0.0.1/hook",
+    "https://0177.1/hook",
+    "https://2130706433/hook",
+    "https://0x7f000001/hook",
+    "https://017700000001/hook",
+    "https://127.1./hook",
+    "https://0x7f.1:8443/hook",
+    "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data",  # 169.254.169.254
+    "https://012.1/hook",  # 10.0.0.1
+    "https://0/hook",  # 0.0.0.0
+]
+
+
+@pytest.mark.parametrize("url", LOOPBACK_SHORTHAND)
+async def test_ipv4_shorthand_for_non_public_hosts_is_refused_and_keeps_the_old_url(
+    harness: Harness, caller: Caller, url: str
+) -> None:
+    old = "https://hooks.example.com/old"
+    kept = await harness.client.post("/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": old})
+    assert kept.status_code == 200
+
+    response = await harness.client.post(
+        "/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": url}
+    )
+
+    body = assert_v1_error(response, 400, "invalid_request")
+    assert body["message"] == "webhookUrl must point at a public host"
+    shown = (await harness.client.get("/api/open/v1/profile", headers=caller.headers)).json()
+    assert shown["webhookUrl"] == old
+    assert (await harness.services.accounts.get_account(caller.account_id)).webhook_url == old
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://999.1/hook",  # a part over 255
+        "https://1.16777216/hook",  # the last part over its 3 bytes
+        "https://4294967296/hook",  # over 32 bits
+        "https://1.2.3.4.5/hook",  # five parts
+        "https://08.1/hook",  # 8 is no octal digit
+        "https://0x.1/hook",  # hex without digits
+        "https://1..1/hook",  # an empty part
+        "https://hooks.example.1/hook",  # a name cannot end in a number
+    ],
+)
+async def test_numeric_hosts_that_are_no_ipv4_address_are_refused(
+    harness: Harness, caller: Caller, url: str
+) -> None:
+    response = await harness.client.post(
+        "/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": url}
+    )
+    body = assert_v1_error(response, 400, "invalid_request")
+    assert body["message"].startswith("webhookUrl has an invalid host")
+    assert (await harness.services.accounts.get_account(caller.account_id)).webhook_url is None
+
+
+async def test_a_public_address_that_the_delivery_client_cannot_parse_is_refused(
+    harness: Harness, caller: Caller
+) -> None:
+    # 010.8.8.8 is 8.8.8.8 to the resolver, but httpx refuses leading zeros in a dotted quad, so
+    # the URL could never be delivered to.
+    response = await harness.client.post(
+        "/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": "https://010.8.8.8/hook"}
+    )
+    body = assert_v1_error(response, 400, "invalid_request")
+    assert body["message"].startswith("webhookUrl is not a valid URL")
+    assert (await harness.services.accounts.get_account(caller.account_id)).webhook_url is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/x",
+        "https://8.8.8.8/x",
+        "https://0x8.0x8.0x8.0x8/x",  # 8.8.8.8 in hex
+        "https://134744072/x",  # 8.8.8.8 as one number
+        "https://127.0.0.1.example.com/x",  # a name, whatever its first labels look like
+        "https://1.2.3.4.nip.io/x",
+    ],
+)
+async def test_public_names_and_addresses_are_accepted(harness: Harness, caller: Caller, url: str) -> None:
+    response = await harness.client.post(
+        "/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": url}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["webhookUrl"] == url

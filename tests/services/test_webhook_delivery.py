@@ -380,3 +380,148 @@ async def test_a_sender_whose_lease_expired_does_not_record_over_the_new_one(
     [row] = await deliveries(harness)
     assert (row.status, row.attempts, row.last_status_code) == ("delivered", 2, 200)
     assert len(receiver.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("host", "allow_private_targets", "error"),
+    [
+        # Stored before the validator read IPv4 shorthand: now refused for what they are.
+        ("0177.0.0.1", False, "refused: webhookUrl must point at a public host"),
+        ("127.1", False, "refused: webhookUrl must point at a public host"),
+        ("127.0.1", False, "refused: webhookUrl must point at a public host"),
+        ("0x7f.0.0.1", False, "refused: webhookUrl must point at a public host"),
+        ("0177.1", False, "refused: webhookUrl must point at a public host"),
+        ("2130706433", False, "refused: webhookUrl must point at a public host"),
+        ("0x7f000001", False, "refused: webhookUrl must point at a public host"),
+        ("999.1", False, "refused: webhookUrl has an invalid host"),
+        # Hosts httpx cannot parse can never be delivered to, even where private targets are allowed.
+        ("0177.0.0.1", True, "refused: webhookUrl is not a valid URL"),
+        ("010.8.8.8", True, "refused: webhookUrl is not a valid URL"),
+    ],
+)
+async def test_a_stored_url_that_is_no_longer_valid_fails_at_once_and_for_good(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    clock: FakeClock,
+    host: str,
+    allow_private_targets: bool,
+    error: str,
+) -> None:
+    service = make_service(allow_private_targets=allow_private_targets)
+    # set_webhook stores the URL unchecked, as the profile API did before it knew shorthand.
+    account_id = await account_with_webhook(harness, receiver.url(host))
+    assert await service.enqueue(account_id, "job_13:succeeded", EVENT)
+
+    assert await service.deliver_due() == 1
+
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_status_code, row.lease_expires_at) == ("failed", 1, None, None)
+    assert (row.last_error or "").startswith(error)
+    clock.advance(7 * 24 * 3600)
+    assert await service.deliver_due() == 0  # never claimed again
+    assert receiver.requests == []
+
+
+async def test_shorthand_for_loopback_is_delivered_where_private_targets_are_allowed(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService]
+) -> None:
+    service = make_service(allow_private_targets=True)
+    account_id = await account_with_webhook(harness, receiver.url("127.1"))
+    await service.enqueue(account_id, "job_14:succeeded", EVENT)
+    assert await service.deliver_due() == 1
+    assert (await deliveries(harness))[0].status == "delivered"
+    assert len(receiver.requests) == 1
+
+
+def _fail_post(service: WebhookService, monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    async def post(*args: Any, **kwargs: Any) -> Any:
+        raise exc
+
+    monkeypatch.setattr(service, "_post", post)
+
+
+def _fail_resolver(service: WebhookService, monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise exc
+
+    monkeypatch.setattr("openfish.services.net_guard.resolve", resolve)
+
+
+@pytest.mark.parametrize("inject", [_fail_post, _fail_resolver], ids=["client", "resolver"])
+async def test_an_unexpected_error_is_a_failed_attempt_until_the_delivery_fails(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    inject: Callable[[WebhookService, pytest.MonkeyPatch, BaseException], None],
+) -> None:
+    service = make_service(max_attempts=3)
+    inject(service, monkeypatch, RuntimeError("the client broke"))
+    account_id = await account_with_webhook(harness, receiver.url())
+    await service.enqueue(account_id, "job_15:succeeded", EVENT)
+
+    with caplog.at_level(logging.INFO, logger="openfish.webhooks"):
+        for attempt in (1, 2):
+            assert await service.deliver_due() == 1
+            [row] = await deliveries(harness)
+            assert (row.status, row.attempts, row.last_status_code) == ("pending", attempt, None)
+            assert row.last_error == "RuntimeError: the client broke"
+            assert row.lease_expires_at is None
+            assert row.next_attempt_at > clock()  # retried after the backoff, not at once
+            assert await service.deliver_due() == 0
+            clock.advance(3600)
+        assert await service.deliver_due() == 1
+
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 3, "RuntimeError: the client broke")
+    clock.advance(7 * 24 * 3600)
+    assert await service.deliver_due() == 0  # never claimed again
+    assert receiver.requests == []
+    failures = [r for r in caplog.records if r.exc_info is not None]
+    assert len(failures) == 3  # each attempt logged once, with its traceback
+    assert all(r.levelno == logging.WARNING and "failed unexpectedly" in r.message for r in failures)
+    assert "attempt aborted" not in caplog.text
+
+
+async def test_an_unexpected_error_is_stored_short_and_without_the_signing_secret(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = make_service()
+    account_id = await account_with_webhook(harness, receiver.url())
+    secret = await service.secret_for(account_id)
+    _fail_post(service, monkeypatch, ValueError(f"signed with {secret} " + "x" * 1000))
+    await service.enqueue(account_id, "job_16:succeeded", EVENT)
+
+    assert await service.deliver_due() == 1
+
+    [row] = await deliveries(harness)
+    assert row.status == "pending"
+    error = row.last_error or ""
+    assert error.startswith("ValueError: signed with [secret] xxx")
+    assert secret not in error
+    assert len(error) == 500
+
+
+async def test_a_cancelled_attempt_is_not_recorded_as_a_failure(
+    harness: Harness,
+    receiver: Receiver,
+    make_service: Callable[..., WebhookService],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = make_service()
+    _fail_post(service, monkeypatch, asyncio.CancelledError())
+    account_id = await account_with_webhook(harness, receiver.url())
+    await service.enqueue(account_id, "job_17:succeeded", EVENT)
+
+    assert await service.deliver_due() == 1
+
+    # Cancellation (a shutdown) is not swallowed: the claim keeps its lease and is taken over later.
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, None)
+    assert row.lease_expires_at is not None

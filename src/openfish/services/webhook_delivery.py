@@ -190,16 +190,30 @@ class WebhookService:
         return claims
 
     async def _attempt(self, claim: _Claim) -> None:
-        secret = await self.secret_for(claim.account_id)
+        secret: str | None = None
         try:
+            secret = await self.secret_for(claim.account_id)
             async with asyncio.timeout(self._rules.timeout_seconds):
                 outcome = await self._send(claim, secret)
         except TimeoutError:
             outcome = _Outcome(error=f"no answer within {self._rules.timeout_seconds:g} s")
+        except Exception as exc:
+            # Whatever went wrong, the attempt must be recorded as failed: left unrecorded, the row
+            # keeps status pending and is claimed again after every lease, past max_attempts,
+            # forever. Cancellation is a BaseException and still propagates.
+            logger.warning(
+                "webhook delivery %s attempt %d failed unexpectedly",
+                claim.event_id,
+                claim.attempts,
+                exc_info=exc,
+            )
+            outcome = _Outcome(error=_describe(exc, secret))
         await self._record(claim, outcome)
 
     async def _send(self, claim: _Claim, secret: str) -> _Outcome:
         try:
+            # Also refuses what httpx cannot parse, e.g. URLs stored before the validator knew
+            # IPv4 shorthand (https://0177.0.0.1/): no retry can ever deliver those.
             webhooks.validate_webhook_url(claim.url, self._rules)
         except InvalidRequest as exc:
             return _Outcome(error=f"refused: {exc}", permanent=True)
@@ -262,7 +276,10 @@ class WebhookService:
     async def _record(self, claim: _Claim, outcome: _Outcome) -> None:
         now = self._clock()
         values: dict[str, Any] = {"lease_expires_at": None}
-        values.update(last_status_code=outcome.status_code, last_error=outcome.error)
+        # The column holds 500 characters (PostgreSQL enforces it): a longer error, e.g. one that
+        # quotes a long host, must not make the result impossible to save.
+        error = None if outcome.error is None else outcome.error[:500]
+        values.update(last_status_code=outcome.status_code, last_error=error)
         if outcome.delivered:
             values.update(status=DELIVERED, delivered_at=now)
         elif outcome.permanent or claim.attempts >= self._rules.max_attempts:
@@ -287,3 +304,11 @@ class WebhookService:
             logger.warning("webhook delivery %s was taken over before its result was saved", claim.event_id)
         elif not outcome.delivered:
             logger.info("webhook delivery %s attempt %d: %s", claim.event_id, claim.attempts, outcome.error)
+
+
+def _describe(exc: BaseException, secret: str | None) -> str:
+    """``last_error`` for an unexpected failure: its type and message, without the signing secret."""
+    text = f"{type(exc).__name__}: {exc}"
+    if secret:
+        text = text.replace(secret, "[secret]")
+    return text[:500]

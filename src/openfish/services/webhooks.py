@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from urllib.parse import urlsplit
 
+import httpx
+
 from openfish.config import WebhookSettings
 from openfish.errors import InvalidRequest
+from openfish.services.net_guard import IPAddress, host_address
 from openfish.services.net_guard import is_public_address as is_public_address
 from openfish.services.net_guard import pinned_request as pinned_request
 
@@ -45,18 +47,32 @@ def validate_webhook_url(url: str, rules: WebhookSettings) -> str:
         raise InvalidRequest("webhookUrl must not carry credentials")
     if port == 0:
         raise InvalidRequest("webhookUrl has an invalid port")
-    if not rules.allow_private_targets and _is_internal_host(host):
+    try:
+        address = host_address(host)
+    except ValueError as exc:
+        raise InvalidRequest(f"webhookUrl has an invalid host: {exc}") from exc
+    if not rules.allow_private_targets and _is_internal_host(host, address):
         raise InvalidRequest("webhookUrl must point at a public host")
+    try:
+        # Delivery parses the URL with httpx, which refuses some hosts that resolvers accept (e.g.
+        # octal "010.8.8.8"): such a URL could never be delivered, so it is not stored.
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise InvalidRequest(f"webhookUrl is not a valid URL: {exc}") from exc
     return url
 
 
-def _is_internal_host(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        lowered = host.lower()
-        return lowered == "localhost" or lowered.endswith(_INTERNAL_SUFFIXES) or "." not in lowered
-    return not is_public_address(address)
+def _is_internal_host(host: str, address: IPAddress | None) -> bool:
+    """Whether ``host`` (whose address, if it is one, is ``address``) is obviously not public.
+
+    ``address`` comes from :func:`host_address`, which reads IPv4 shorthand (``127.1``,
+    ``0x7f.0.0.1``...) as the resolver will; a name is judged by its form only, as DNS answers are
+    checked at delivery.
+    """
+    if address is not None:
+        return not is_public_address(address)
+    lowered = host.lower()
+    return lowered == "localhost" or lowered.endswith(_INTERNAL_SUFFIXES) or "." not in lowered
 
 
 def sign(secret: str, timestamp: int, body: bytes | str) -> str:
