@@ -19,7 +19,7 @@ from openfish.cli_transcribe import transcribe
 from openfish.cli_tts import tts
 from openfish.config import Settings
 from openfish.errors import OpenfishError
-from openfish.logs import configure_logging
+from openfish.logs import configure_logging, log_config
 from openfish.services.accounts import IssuedToken
 
 T = TypeVar("T")
@@ -93,6 +93,9 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # uvicorn applies its own logging config otherwise, replacing openfish's handlers (and with
+        # them the redaction of tokens in WebSocket handshake lines) on its loggers.
+        log_config=log_config(settings.log_level),
         proxy_headers=False,
         access_log=False,  # openfish.access logs each request with its request id instead
         **websocket_options(settings),
