@@ -23,7 +23,12 @@ from openfish.engines.registry import EngineRegistry, build_engines
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings isolated in ``tmp_path``; keyword arguments override fields."""
-    values: dict[str, Any] = {"data_dir": tmp_path / "data", "bootstrap": {"enabled": False}}
+    # The tests' HTTP client reaches the app as http://testserver: that is this server's own URL.
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "bootstrap": {"enabled": False},
+        "public_url": "http://testserver",
+    }
     values.update(overrides)
     return Settings(**values)
 

@@ -51,6 +51,10 @@ class DatabaseSettings(BaseModel):
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
 
+#: Listening addresses that local clients reach by a loopback name.
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})  # noqa: S104
+
+
 class HttpSettings(BaseModel):
     """Limits on what the HTTP layer accepts."""
 
@@ -273,6 +277,11 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="Base URL clients reach this server at (for URLs in webhooks)."
     )
+    public_url_aliases: list[str] = Field(
+        default_factory=list,
+        description="Other base URLs that reach this server (other names behind a proxy): media URLs "
+        "under them are read from this server's own store like those under public_url.",
+    )
     tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
 
     @field_validator("tiers")
@@ -292,6 +301,15 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """``public_url`` or the address the server listens on, without a trailing slash."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def own_base_urls(self) -> tuple[str, ...]:
+        """Every base URL that names this server: ``base_url``, the aliases, and the loopback
+        names of the listening port when it listens on loopback or on every interface."""
+        bases = [self.base_url, *(alias.rstrip("/") for alias in self.public_url_aliases)]
+        if self.host in _LOCAL_HOSTS:
+            bases += [f"http://{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")]
+        return tuple(dict.fromkeys(bases))
 
     @property
     def database_url(self) -> str:

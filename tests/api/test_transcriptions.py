@@ -68,6 +68,15 @@ async def test_multipart_upload_and_files_surface(harness: Harness, caller: Call
     file_url = uploaded.json()["url"]
     via_file = await harness.client.post(ASR, headers=caller.headers, json={"audioUrl": file_url})
     assert via_file.status_code == 200
+    # The same path on another host is that host's file: an external URL (refused here, where
+    # external fetches are off), never this server's upload.
+    elsewhere = file_url.replace("http://testserver", "http://other-host.example")
+    refused_elsewhere = await harness.client.post(ASR, headers=caller.headers, json={"audioUrl": elsewhere})
+    assert_v1_error(refused_elsewhere, 403, "forbidden")
+    relative = await harness.client.post(
+        ASR, headers=caller.headers, json={"audioUrl": file_url.removeprefix("http://testserver")}
+    )
+    assert relative.status_code == 200
     other = await harness.new_caller()
     refused = await harness.client.post(ASR, headers=other.headers, json={"audioUrl": file_url})
     assert_v1_error(refused, 404, "not_found")

@@ -102,3 +102,55 @@ async def test_unaffordable_voice_is_402_and_nothing_is_kept(harness: Harness) -
     )
     assert_v1_error(response, 402, "insufficient_credits")
     assert not list((harness.services.settings.data_dir / "blobs").rglob("*_ref*.wav"))
+
+
+LEGACY_CREATE = "/api/open/create-model"
+
+
+@pytest.mark.parametrize("path", [VOICES, LEGACY_CREATE])
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"name": "x", "nickname": "y"}, "nickname"),
+        ({"name": "x", "transcripts": ["one", "two", "three"]}, "transcripts"),
+        ({"name": "bad\x00name"}, "name"),
+        ({"name": "two\nlines"}, "name"),
+        ({"name": "x", "description": "nul \x00 inside"}, "description"),
+        ({"name": "x", "transcripts": ["fine", "bell \x07"]}, "transcripts[1]"),
+        ({"name": "x", "language": "xx"}, "language"),
+        ({"name": "x", "language": "english please"}, "language"),
+    ],
+    ids=[
+        "unknown-field",
+        "more-transcripts-than-files",
+        "nul-in-name",
+        "newline-in-name",
+        "nul-in-description",
+        "control-in-transcript",
+        "unknown-language",
+        "malformed-language",
+    ],
+)
+async def test_form_leniencies_are_refused_by_name(
+    harness: Harness, caller: Caller, path: str, data: dict[str, Any], needle: str
+) -> None:
+    response = await harness.client.post(path, headers=caller.headers, data=data, files=wav_files(2))
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "invalid_request"
+    assert needle in (body.get("message") or body.get("error") or "")
+    assert await balance(harness, caller) == 1000
+    assert not (harness.services.settings.data_dir / "blobs" / "voices").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"modelType": "everything"}, {"modelType": 1}, {"page": "2"}, {"includePersonal": "yes"}],
+)
+async def test_list_models_refuses_values_it_would_ignore(
+    harness: Harness, caller: Caller, body: dict[str, Any]
+) -> None:
+    response = await harness.client.post("/api/open/list-models", headers=caller.headers, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_request"
+    assert next(iter(body)) in response.json()["error"]

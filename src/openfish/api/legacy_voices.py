@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from openfish.api.bodies import WholeNumber
+from openfish.api.bodies import WholeNumber, body_schema, read_model
 from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
-from openfish.api.voices import Visibility, VoiceForm, create_voice
+from openfish.api.voices import LANGUAGE_PATTERN, Visibility, VoiceForm, create_voice
 from openfish.services.voices import VoiceView
 
 router = APIRouter(prefix="/api/open", tags=["legacy"])
@@ -35,10 +35,8 @@ class ListModelsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    modelType: str | None = Field(
-        default=None,
-        max_length=40,
-        description="`personal` or `public` narrows the list; anything else lists all.",
+    modelType: Literal["personal", "public", "all"] | None = Field(
+        default=None, description="`personal` or `public` narrows the list; `all` or none lists all."
     )
     includePersonal: StrictBool = True
     page: WholeNumber = Field(default=1, ge=1, le=100_000)
@@ -106,16 +104,19 @@ async def create_model(
     audio_files: Annotated[list[UploadFile], File(alias="audioFiles")],
     description: Annotated[str, Form(max_length=2000)] = "",
     visibility: Annotated[Visibility, Form()] = "private",
+    language: Annotated[str, Form(pattern=LANGUAGE_PATTERN)] = "en",
+    transcripts: Annotated[list[str] | None, Form(description="Optional transcript per file.")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Make a voice model from reference audio (legacy shape); it is usable once processed."""
     form = await VoiceForm.read(
+        request,
         name=name,
         description=description,
         visibility=visibility,
-        language="en",
+        language=language,
         files=audio_files,
-        transcripts=[],
+        transcripts=transcripts or [],
     )
 
     async def make() -> tuple[int, dict[str, Any]]:
@@ -134,9 +135,15 @@ async def create_model(
     )
 
 
-@router.post("/list-models", response_model=ModelList, responses=error_responses(legacy=True))
-async def list_models(body: ListModelsBody, principal: CurrentAccount, services: ServicesDep) -> ModelList:
+@router.post(
+    "/list-models",
+    response_model=ModelList,
+    responses=error_responses(415, legacy=True),
+    openapi_extra=body_schema(ListModelsBody),
+)
+async def list_models(request: Request, principal: CurrentAccount, services: ServicesDep) -> ModelList:
     """Voice models the account may use, paged (legacy shape)."""
+    body = await read_model(request, ListModelsBody)
     personal_only = body.modelType == "personal"
     page = await services.voices.page(
         principal.account_id,
@@ -158,8 +165,14 @@ async def list_models(body: ListModelsBody, principal: CurrentAccount, services:
     )
 
 
-@router.post("/delete-model", response_model=Deleted, responses=error_responses(404, legacy=True))
-async def delete_model(body: DeleteModelBody, principal: CurrentAccount, services: ServicesDep) -> Deleted:
+@router.post(
+    "/delete-model",
+    response_model=Deleted,
+    responses=error_responses(404, 415, legacy=True),
+    openapi_extra=body_schema(DeleteModelBody),
+)
+async def delete_model(request: Request, principal: CurrentAccount, services: ServicesDep) -> Deleted:
     """Delete one of the account's voice models (legacy shape)."""
+    body = await read_model(request, DeleteModelBody)
     await services.voices.delete(principal.account_id, body.modelId)
     return Deleted(success=True, message=f"Model {body.modelId} deleted.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from openfish.api.deps import CurrentAccount, Services, ServicesDep
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
+from openfish.errors import InvalidRequest
 from openfish.services.idempotency import request_fingerprint
 from openfish.services.voice_uploads import Upload, check_uploads
 from openfish.services.voices import VoiceView
@@ -85,6 +87,7 @@ class VoiceForm:
     @classmethod
     async def read(
         cls,
+        request: Request,
         *,
         name: str,
         description: str,
@@ -93,7 +96,19 @@ class VoiceForm:
         files: list[UploadFile],
         transcripts: list[str],
     ) -> VoiceForm:
-        """The form with its files read."""
+        """The form with its files read; 400 for fields this path does not know (as for unknown
+        JSON fields), more transcripts than files, or control characters in the texts."""
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+        if unknown:
+            expected = ", ".join(sorted(FORM_FIELDS))
+            raise InvalidRequest(f"{', '.join(unknown)}: unknown field; expected {expected}")
+        if len(transcripts) > len(files):
+            raise InvalidRequest(f"transcripts: {len(transcripts)} given for {len(files)} audio files")
+        for label, text in (("name", name), ("description", description), *_numbered(transcripts)):
+            if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in text):
+                raise InvalidRequest(f"{label}: must not contain control characters")
+        if "\n" in name or "\t" in name or not name.strip():
+            raise InvalidRequest("name: must be one line of visible text")
         uploads = [Upload(filename=file.filename or "", data=await file.read()) for file in files]
         return cls(name, description, visibility, language, uploads, transcripts)
 
@@ -109,6 +124,16 @@ class VoiceForm:
             "files": [[u.filename, hashlib.sha256(u.data).hexdigest()] for u in self.uploads],
         }
         return request_fingerprint("POST", path, json.dumps(identity, sort_keys=True).encode())
+
+
+#: Every field voice creation takes (v1 and legacy alike).
+FORM_FIELDS = frozenset({"name", "description", "visibility", "language", "transcripts", "audioFiles"})
+#: What ``language`` looks like; which languages voices can be made for is the service's rule.
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+
+
+def _numbered(texts: list[str]) -> list[tuple[str, str]]:
+    return [(f"transcripts[{index}]", text) for index, text in enumerate(texts)]
 
 
 async def create_voice(services: Services, account_id: str, form: VoiceForm) -> VoiceView:
@@ -141,12 +166,13 @@ async def create(
     ],
     description: Annotated[str, Form(max_length=2000)] = "",
     visibility: Annotated[Visibility, Form()] = "private",
-    language: Annotated[str, Form(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")] = "en",
+    language: Annotated[str, Form(pattern=LANGUAGE_PATTERN)] = "en",
     transcripts: Annotated[list[str] | None, Form(description="Optional transcript per file.")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Make a voice from reference audio; it is ``processing`` until its analysis is done."""
     form = await VoiceForm.read(
+        request,
         name=name,
         description=description,
         visibility=visibility,

@@ -1,11 +1,16 @@
 """Media named by URL in a request (``audioUrl``, ``videoUrl``): this server's own stored audio and
 the caller's uploads are read directly — no request is made, and another account's upload is a
-404 — and anything else goes through the guarded fetcher (off unless the operator allows it)."""
+404 — and anything else goes through the guarded fetcher (off unless the operator allows it).
+
+A URL is this server's own only under one of its configured base URLs (``Settings.own_base_urls``);
+the same path on another host is that host's, and is fetched (or refused) like any external URL.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from openfish.errors import InvalidRequest, NotFound, PayloadTooLarge
 from openfish.services.files import FileService
@@ -44,8 +49,10 @@ class MediaInputs:
         signer: UrlSigner,
         blobs: BlobStore,
         pool: WorkerPool,
+        own_bases: Sequence[str],
         fetcher: Fetcher | None = None,
     ) -> None:
+        self._own = [_origin_and_path(urlsplit(base)) for base in own_bases]
         self._files = files
         self._signer = signer
         self._blobs = blobs
@@ -55,10 +62,11 @@ class MediaInputs:
     async def read(self, account_id: str, url: str, *, label: str, max_bytes: int | None = None) -> bytes:
         """The bytes at ``url``; errors name the field (``label``)."""
         parts = urlsplit(url)
-        if parts.path.startswith(AUDIO_PATH):
-            data = await self._stored_audio(parts.path.removeprefix(AUDIO_PATH), parts.query, label)
-        elif parts.path.startswith(FILES_PATH):
-            data = await self._files.get(account_id, parts.path.removeprefix(FILES_PATH))
+        path = self._own_path(parts)
+        if path is not None and path.startswith(AUDIO_PATH):
+            data = await self._stored_audio(path.removeprefix(AUDIO_PATH), parts.query, label)
+        elif path is not None and path.startswith(FILES_PATH):
+            data = await self._files.get(account_id, path.removeprefix(FILES_PATH))
         elif self._fetcher is None:
             raise InvalidRequest(f"{label}: fetching external URLs is disabled on this server")
         else:
@@ -67,15 +75,35 @@ class MediaInputs:
             raise PayloadTooLarge(f"{label}: the media is larger than {max_bytes} bytes")
         return data
 
+    def _own_path(self, parts: SplitResult) -> str | None:
+        """The path below this server's base URL when ``parts`` is under one of them (or is a path
+        alone, which can only mean this server), else None."""
+        if not parts.scheme and not parts.netloc:
+            return parts.path
+        try:
+            origin, path = _origin_and_path(parts)
+        except ValueError:
+            return None  # a malformed port: not ours; the fetcher refuses it with its own words
+        for own_origin, prefix in self._own:
+            if origin == own_origin and (path == prefix or path.startswith(prefix + "/")):
+                return path.removeprefix(prefix)
+        return None
+
     async def _stored_audio(self, name: str, query: str, label: str) -> bytes:
         values = parse_qs(query)
-        try:
-            expires = int(values["expires"][0])
-            signature = values["sig"][0]
-        except (KeyError, ValueError) as exc:
-            raise InvalidRequest(f"{label}: a stored-audio URL needs its expires and sig") from exc
-        self._signer.verify(name, expires, signature)
+        self._signer.verify(name, _first(values, "expires"), _first(values, "sig"))
         try:
             return await self._pool.submit(lambda: self._blobs.get(stored_audio_key(name)))
         except (FileNotFoundError, ValueError) as exc:
             raise NotFound(f"{label}: no such audio") from exc
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _origin_and_path(parts: SplitResult) -> tuple[tuple[str, str, int | None], str]:
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return (scheme, (parts.hostname or "").rstrip("."), port), parts.path.rstrip("/")
