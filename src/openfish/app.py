@@ -31,6 +31,7 @@ from openfish.api import voices as voices_api
 from openfish.api.deps import Services
 from openfish.api.handlers import install_error_handlers
 from openfish.api.schema import install_openapi
+from openfish.api.schema_rules import enforced_rules
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry, build_engines
 from openfish.jobs.queue import SqlJobQueue
@@ -247,6 +248,7 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
             if module.router in routers
             for path, doc in module.SOCKETS.items()
         },
+        rules=enforced_rules(settings, services.engines),
     )
     upload_limit = settings.voices.max_upload_bytes
     app.add_middleware(

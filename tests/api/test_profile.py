@@ -174,16 +174,36 @@ async def test_a_public_address_that_the_delivery_client_cannot_parse_is_refused
     "url",
     [
         "https://hooks.example.com/x",
-        "https://8.8.8.8/x",
-        "https://0x8.0x8.0x8.0x8/x",  # 8.8.8.8 in hex
-        "https://134744072/x",  # 8.8.8.8 as one number
+        "HTTPS://Hooks.Example.COM:8443/x?y=1#z",
         "https://127.0.0.1.example.com/x",  # a name, whatever its first labels look like
         "https://1.2.3.4.nip.io/x",
+        "https://hooks.example.com.",
     ],
 )
-async def test_public_names_and_addresses_are_accepted(harness: Harness, caller: Caller, url: str) -> None:
+async def test_public_names_are_accepted(harness: Harness, caller: Caller, url: str) -> None:
     response = await harness.client.post(
         "/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": url}
     )
     assert response.status_code == 200, response.text
     assert response.json()["webhookUrl"] == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://8.8.8.8/x",
+        "https://0x8.0x8.0x8.0x8/x",  # 8.8.8.8 in hex
+        "https://134744072/x",  # 8.8.8.8 as one number
+        "https://[2606:4700:4700::1111]/x",
+        " https://hooks.example.com/x",
+        "https://hooks.example.com:0/x",
+        "https://hooks.example.com:70000/x",
+    ],
+)
+async def test_ip_literals_and_malformed_urls_are_refused(harness: Harness, caller: Caller, url: str) -> None:
+    # A webhook target is a DNS name: the published pattern says so, and the server enforces it.
+    response = await harness.client.post(
+        "/api/open/v1/profile", headers=caller.headers, json={"webhookUrl": url}
+    )
+    assert_v1_error(response, 400, "invalid_request")
+    assert (await harness.services.accounts.get_account(caller.account_id)).webhook_url is None

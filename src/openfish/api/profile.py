@@ -37,7 +37,8 @@ class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     webhookUrl: str | None = Field(
-        description="An https URL on a public host, or null to remove it.", max_length=2048
+        description="An https URL of a public DNS name, or null or an empty string to remove it.",
+        max_length=2048,
     )
 
 
@@ -70,7 +71,7 @@ async def update_profile(request: Request, principal: CurrentAccount, services: 
     """Set or clear the account's webhook URL."""
     update = await read_model(request, ProfileUpdate)
     url = update.webhookUrl
-    if url is not None and url.strip() == "":
+    if url == "":
         url = None
     if url is not None:
         url = validate_webhook_url(url, services.settings.webhooks)

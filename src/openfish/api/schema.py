@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import sys
@@ -23,6 +24,7 @@ def install_openapi(
     app: FastAPI,
     extra_models: Sequence[type[BaseModel]] = (),
     websockets: Mapping[str, SocketDoc] | None = None,
+    rules: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """Serve a schema without FastAPI's automatic 422 answers.
 
@@ -34,16 +36,22 @@ def install_openapi(
     OpenAPI cannot describe WebSockets, so the realtime sockets the app serves are listed under the
     ``x-websockets`` extension: path, protocol description (the endpoint's module docstring), and
     the schema of the ``start`` message (``websockets``: path → endpoint and start model).
+
+    ``rules`` writes what this server enforces beyond the models' types (its versions, languages,
+    models, webhook URL pattern) into the finished document.
     """
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            # A copy: route-level ``openapi_extra`` dicts are shared by every app built in a process.
+            document = copy.deepcopy(
+                get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
             )
             _drop_automatic_validation_responses(document)
             _add_models(document, extra_models)
             _add_websockets(document, websockets or {})
+            if rules is not None:
+                rules(document)
             app.openapi_schema = document
         return app.openapi_schema
 

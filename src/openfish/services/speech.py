@@ -65,13 +65,18 @@ class SpeechPlanner:
         self._engines = engines
         self._settings = settings
 
+    def check_text(self, request: TtsRequest) -> None:
+        """400 unless the text has something to say and is within the limit (checked before any
+        voice is looked up: a malformed request is refused as such, whatever it names)."""
+        if not is_speakable(request.text):
+            raise InvalidRequest("text: must contain something to say (a letter or a digit)")
+        if len(request.text) > self._settings.tts.max_text_chars:
+            raise InvalidRequest(f"text: at most {self._settings.tts.max_text_chars} characters per request")
+
     def plan(self, request: TtsRequest) -> SynthesisPlan:
         """A plan for ``request``, or the 4xx that says why it cannot be honoured."""
+        self.check_text(request)
         text = request.text.strip()
-        if not is_speakable(text):
-            raise InvalidRequest("text: must contain something to say (a letter or a digit)")
-        if len(text) > self._settings.tts.max_text_chars:
-            raise InvalidRequest(f"text: at most {self._settings.tts.max_text_chars} characters per request")
         plan = self.plan_stream(request)
         characters = len(text)
         return replace(
@@ -139,11 +144,13 @@ class SpeechPlanner:
         return None
 
 
+def base_language(code: str) -> str:
+    """The language of a code without region or variant, lowercased: ``en_US`` → ``en``; Mandarin
+    (``cmn``) is ``zh``."""
+    base = code.lower().replace("_", "-").split("-")[0]
+    return {"cmn": "zh"}.get(base, base)
+
+
 def _same_language(a: str, b: str) -> bool:
     """``en`` matches ``en-us`` and ``en_US``; ``zh`` matches ``cmn``."""
-
-    def base(code: str) -> str:
-        code = code.lower().replace("_", "-").split("-")[0]
-        return {"cmn": "zh"}.get(code, code)
-
-    return base(a) == base(b)
+    return base_language(a) == base_language(b)

@@ -191,6 +191,7 @@ class SynthesisService:
 
     async def plan(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
         """Everything about a request decided and checked (voice access included); nothing made yet."""
+        self._planner.check_text(request)
         return await self._plan_with(account_id, request, self._planner.plan)
 
     async def plan_stream(self, account_id: str, request: TtsRequest) -> SynthesisPlan:

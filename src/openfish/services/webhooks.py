@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from urllib.parse import urlsplit
@@ -25,9 +26,37 @@ _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".hom
 _random = secrets.SystemRandom()
 
 
+#: Host names that only make sense inside a network (matched case-insensitively, as a whole name
+#: or as its last labels).
+_INTERNAL_NAMES = ("localhost", "local", "internal", "localdomain", "home.arpa")
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_REST = r"(?:[/?#][^\s\x00-\x1f\x7f]*)?"
+
+
+def webhook_url_pattern(rules: WebhookSettings) -> str:
+    """The regular expression (ECMA-262 and Python alike) every accepted ``webhookUrl`` matches; the
+    schema publishes it and :func:`validate_webhook_url` enforces it.
+
+    With the default rules a target is an https URL of a DNS name with an alphabetic top-level
+    label (so never an IP literal, which the pattern could not tell public from private) outside
+    the internal names; with ``allow_private_targets`` any host is allowed.
+    """
+    scheme = "[Hh][Tt][Tt][Pp][Ss]" + ("?" if rules.allow_http else "")
+    if rules.allow_private_targets:
+        host = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)"
+    else:
+        internal = "|".join(_any_case(name).replace(".", r"\.") for name in _INTERNAL_NAMES)
+        host = rf"(?!(?:{_LABEL}\.)*(?:{internal})\.?(?:[:/?#]|$))(?:{_LABEL}\.)+[A-Za-z]{{2,63}}\.?"
+    return rf"^{scheme}://{host}(?::{_PORT})?{_REST}$"
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{char.lower()}{char.upper()}]" if char.isalpha() else char for char in word)
+
+
 def validate_webhook_url(url: str, rules: WebhookSettings) -> str:
-    """The URL, normalised, or InvalidRequest saying what is wrong with it."""
-    url = url.strip()
+    """The URL, or InvalidRequest saying what is wrong with it."""
     if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url):
         raise InvalidRequest("webhookUrl must not contain spaces or control characters")
     if len(url) > rules.max_url_length:
@@ -59,6 +88,11 @@ def validate_webhook_url(url: str, rules: WebhookSettings) -> str:
         httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise InvalidRequest(f"webhookUrl is not a valid URL: {exc}") from exc
+    if not re.fullmatch(webhook_url_pattern(rules), url):
+        raise InvalidRequest(
+            "webhookUrl must be an https URL of a public DNS name (no IP address, no user info), "
+            "e.g. https://hooks.example.com/openfish"
+        )
     return url
 
 
