@@ -1,9 +1,11 @@
 """Schemathesis fuzzes every operation of the app's own OpenAPI document (``/api/openapi.json``).
 
-Valid and invalid requests from the examples, coverage and fuzzing phases are sent in-process with a
-real bearer token, and every built-in check must hold: no 5xx, only declared status codes, content
-types and headers, bodies matching their schemas, invalid input rejected, valid input accepted,
-auth enforced, undeclared methods answered with 405.
+Valid and invalid requests (schemathesis 4 generates both modes by default) from the examples,
+coverage and fuzzing phases are sent in-process with a real bearer token, and every built-in check
+must hold (4.x enables all of them unless configured otherwise — the CLI's ``--checks all``): no 5xx,
+only declared status codes, content types and headers, bodies matching their schemas, invalid input
+rejected, valid input accepted, auth enforced, undeclared methods answered with 405. Valid input
+that a rule stated only in words must refuse (see ``refused_by_documented_rule``) must get a 400.
 """
 
 from __future__ import annotations
