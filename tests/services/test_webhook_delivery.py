@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from openfish.config import WebhookSettings
-from openfish.services.webhook_delivery import WebhookService
+from openfish.services.webhook_delivery import GAVE_UP, WebhookService
 from openfish.services.webhooks import backoff_seconds, pinned_request, sign, verify
 from openfish.store.models import WebhookDelivery
 from tests.conftest import Harness, Receiver
@@ -525,3 +525,21 @@ async def test_a_cancelled_attempt_is_not_recorded_as_a_failure(
     [row] = await deliveries(harness)
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, None)
     assert row.lease_expires_at is not None
+
+
+async def test_a_delivery_whose_senders_keep_dying_ends_failed(
+    harness: Harness, receiver: Receiver, make_service: Callable[..., WebhookService], clock: FakeClock
+) -> None:
+    # A sender that dies mid-attempt records nothing; its claim still used an attempt. After the
+    # last one's lease runs out the delivery is failed, never claimed again.
+    service = make_service(max_attempts=3)
+    account_id = await account_with_webhook(harness, receiver.url())
+    await service.enqueue(account_id, "job_18:succeeded", EVENT)
+    for attempt in (1, 2, 3):
+        claims = await service._claim(10)
+        assert [claim.attempts for claim in claims] == [attempt]
+        clock.advance(3600)  # the sender is gone; its lease runs out
+    assert await service.deliver_due() == 0
+    [row] = await deliveries(harness)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 3, GAVE_UP)
+    assert receiver.requests == []

@@ -37,6 +37,8 @@ FAILED = "failed"
 SIGNATURE_HEADER = "X-Openfish-Signature"
 EVENT_ID_HEADER = "X-Openfish-Event-Id"
 USER_AGENT = "openfish-webhooks/1"
+#: ``last_error`` of a delivery whose every attempt ended without a recorded result.
+GAVE_UP = "gave up: every attempt ended without a recorded result (the sender stopped)"
 #: How long a claim outlives the attempt's own deadline before another process may take it over.
 LEASE_MARGIN = timedelta(seconds=60)
 
@@ -166,9 +168,23 @@ class WebhookService:
         free: ColumnElement[bool] = or_(
             WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now
         )
-        due = (WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now, free)
+        limit_reached = WebhookDelivery.attempts >= self._rules.max_attempts
+        due = (
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            free,
+            WebhookDelivery.attempts < self._rules.max_attempts,
+        )
         claims: list[_Claim] = []
         async with self._db.transaction() as session:
+            # Senders that died mid-attempt left no result: once the last lease has run out, their
+            # deliveries have used every attempt and end here rather than being claimed forever.
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.status == PENDING, limit_reached, free)
+                .values(status=FAILED, lease_expires_at=None, last_error=GAVE_UP)
+                .execution_options(synchronize_session=False)
+            )
             rows = await session.scalars(
                 select(WebhookDelivery)
                 .where(*due)
