@@ -59,8 +59,8 @@ from openfish.services.voice_processing import VoiceProcessor
 from openfish.services.voices import VoiceService
 from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
-from openfish.store.blobs import LocalBlobStore
 from openfish.store.database import Database
+from openfish.store.local_blobs import LocalBlobStore
 from openfish.store.models import utcnow
 
 MAINTENANCE_SECONDS = 600.0

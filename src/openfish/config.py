@@ -303,6 +303,12 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def scratch_dir(self) -> Path:
+        """Where files that only live while one piece of work runs are made (renders, copies of
+        blobs for engines that read files); the maintenance loop clears what crashes left."""
+        return self.data_dir / "tmp"
+
+    @property
     def own_base_urls(self) -> tuple[str, ...]:
         """Every base URL that names this server: ``base_url``, the aliases, and the loopback
         names of the listening port when it listens on loopback or on every interface."""

@@ -146,3 +146,27 @@ async def test_a_malformed_signature_on_a_lip_sync_result_is_403(harness: Harnes
         f"/api/open/v1/media/lip-sync/results/{name}?expires=9999999999&sig=%C3%A9"
     )
     assert_v1_error(response, 403, "forbidden")
+
+
+async def test_ranges_are_served_from_the_blob_store(harness: Harness, caller: Caller) -> None:
+    url = str((await store(harness, caller, format="wav"))["audio_url"])
+    whole = await harness.client.get(url)
+    size = len(whole.content)
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    assert int(whole.headers["Content-Length"]) == size
+    cases = {
+        "bytes=10-19": (206, whole.content[10:20], f"bytes 10-19/{size}"),
+        "bytes=-16": (206, whole.content[-16:], f"bytes {size - 16}-{size - 1}/{size}"),
+        f"bytes={size - 4}-": (206, whole.content[-4:], f"bytes {size - 4}-{size - 1}/{size}"),
+        f"bytes=0-{size * 2}": (206, whole.content, f"bytes 0-{size - 1}/{size}"),
+        "bytes=0-1, 5-6": (200, whole.content, None),  # several ranges: the whole file, as RFC 9110 allows
+        "lines=1-2": (200, whole.content, None),
+    }
+    for header, (status, content, content_range) in cases.items():
+        part = await harness.client.get(url, headers={"Range": header})
+        assert part.status_code == status, header
+        assert part.content == content, header
+        assert part.headers.get("Content-Range") == content_range, header
+    beyond = await harness.client.get(url, headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["Content-Range"] == f"bytes */{size}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
 from openfish.api.deps import ServicesDep
+from openfish.api.downloads import blob_response
 from openfish.errors import ErrorBody, NotFound
 from openfish.services.synthesis import stored_audio_key
 
@@ -28,6 +29,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Part of the audio (Range request).",
         "content": dict.fromkeys(_MEDIA_TYPES.values(), _BINARY),
     },
+    307: {"description": "Redirect to the storage back-end's own time-limited URL (object stores)."},
     403: {"model": ErrorBody, "description": "The signature is missing, malformed, wrong or expired."},
     404: {"model": ErrorBody, "description": "No such audio."},
     416: {"description": "The requested range is not satisfiable."},
@@ -35,21 +37,28 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/audio/{name}", response_class=FileResponse, responses=_RESPONSES)
+@router.get("/audio/{name}", response_class=StreamingResponse, responses=_RESPONSES)
 async def stored_audio(
     name: str,
+    request: Request,
     services: ServicesDep,
     expires: Annotated[str | None, Query(description="Expiry, Unix seconds.")] = None,
     sig: Annotated[str | None, Query(description="The URL's signature.")] = None,
-) -> FileResponse:
+) -> Response:
     """The audio a ``cache=true`` TTS request or a TTS job stored, while its URL is valid."""
     match = _NAME.match(name)
     if match is None:
         raise NotFound("No such audio.")
     services.signer.verify(name, expires, sig)
-    path = services.blobs.local_path(stored_audio_key(name))
-    if path is None:
-        raise NotFound("No such audio.")
     rate, fmt = match.groups()
     media_type = f"audio/pcm;rate={rate};encoding=s16le;channels=1" if fmt == "pcm" else _MEDIA_TYPES[fmt]
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
+    return await blob_response(
+        request,
+        services.blobs,
+        services.pool,
+        stored_audio_key(name),
+        media_type=media_type,
+        ttl_seconds=services.settings.tts.stored_url_ttl_seconds,
+        headers={"Cache-Control": "private, max-age=300"},
+        missing="No such audio.",
+    )

@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfish.api.bodies import body_schema, read_model
 from openfish.api.deps import CurrentAccount, Services, ServicesDep
+from openfish.api.downloads import blob_response
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.errors import ErrorBody, NotFound
@@ -179,31 +180,44 @@ async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep)
 
 @router.get(
     "/results/{name}",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {
             "description": "The video.",
             "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
         },
+        206: {
+            "description": "Part of the video (Range request).",
+            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        307: {"description": "Redirect to the storage back-end's own time-limited URL (object stores)."},
         403: {"model": ErrorBody, "description": "The signature is missing, malformed, wrong or expired."},
         404: {"model": ErrorBody, "description": "No such video."},
+        416: {"description": "The requested range is not satisfiable."},
         500: {"model": ErrorBody, "description": "Internal error."},
     },
 )
 async def result_video(
     name: str,
+    request: Request,
     services: ServicesDep,
     expires: Annotated[str | None, Query(description="Expiry, Unix seconds.")] = None,
     sig: Annotated[str | None, Query(description="The URL's signature.")] = None,
-) -> FileResponse:
+) -> Response:
     """A completed job's MP4 while its URL is valid (the signature is the credential)."""
     if not _RESULT.match(name):
         raise NotFound("No such video.")
     services.signer.verify(name, expires, sig)
-    path = services.blobs.local_path(f"{AREA}/{name}")
-    if path is None:
-        raise NotFound("No such video.")
-    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=300"})
+    return await blob_response(
+        request,
+        services.blobs,
+        services.pool,
+        f"{AREA}/{name}",
+        media_type="video/mp4",
+        ttl_seconds=services.settings.lipsync.result_url_ttl_seconds,
+        headers={"Cache-Control": "private, max-age=300"},
+        missing="No such video.",
+    )
 
 
 @legacy_router.post(

@@ -37,6 +37,7 @@ from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 from openfish.store.database import Database
 from openfish.store.models import Job
+from openfish.store.scratch import scratch_copy
 from openfish.video.probe import UnusableVideo, VideoInfo, probe_video
 
 KIND = "lipsync"
@@ -73,6 +74,7 @@ class LipSyncService:
     ) -> None:
         self._db = db
         self._settings = settings
+        self._scratch = settings.scratch_dir
         self._billing = billing
         self._queue = queue
         self._engines = engines
@@ -162,12 +164,12 @@ class LipSyncService:
         return decoded
 
     def _check_video(self, key: str) -> VideoInfo:
-        path = self._blobs.local_path(key)
-        if path is None:
-            raise NotFound("videoUrl: the video was not stored")
         limits = self._settings.lipsync
         try:
-            return probe_video(path, max_pixels=limits.max_pixels, max_seconds=limits.max_video_seconds)
+            with scratch_copy(self._blobs, key, self._scratch) as path:
+                return probe_video(path, max_pixels=limits.max_pixels, max_seconds=limits.max_video_seconds)
+        except FileNotFoundError as exc:
+            raise NotFound("videoUrl: the video was not stored") from exc
         except UnusableVideo as exc:
             raise InvalidRequest(f"videoUrl: {exc}") from exc
 
@@ -212,13 +214,11 @@ class LipSyncService:
         return result
 
     def _render(self, engine: LipSyncEngine, job: Job, progress: Callable[[float], None]) -> dict[str, Any]:
-        video = self._blobs.local_path(input_key(job.id, "video"))
-        if video is None:
-            raise FileNotFoundError("the job's video is no longer stored")
         audio = decode_audio(self._blobs.get(input_key(job.id, "audio")))
-        work = self._settings.data_dir / "tmp"
-        work.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=work) as scratch:
+        with (
+            scratch_copy(self._blobs, input_key(job.id, "video"), self._scratch) as video,
+            tempfile.TemporaryDirectory(dir=self._scratch) as scratch,
+        ):
             output = Path(scratch) / "out.mp4"
             report = engine.sync(video, audio.samples, audio.sample_rate, output, progress=progress)
             self._blobs.put_file(f"{AREA}/{result_name(job.id)}", output)

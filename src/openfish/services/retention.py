@@ -31,15 +31,24 @@ class Swept:
 def sweep(blobs: BlobStore, settings: Settings, now: datetime) -> Swept:
     """Delete everything past its retention (blocking: run it in the worker pool)."""
     keep = settings.retention
-    stored = blobs.sweep(STORED_AREA, now - timedelta(seconds=keep.stored_audio_seconds))
+    stored = _delete_unused(blobs, STORED_AREA, now - timedelta(seconds=keep.stored_audio_seconds))
     results_since = now - timedelta(seconds=keep.job_results_seconds)
     # Lip-sync inputs (".bin") live as long as their job and are deleted when it ends.
-    results = blobs.sweep(JOB_AREA, results_since) + blobs.sweep(LIPSYNC_AREA, results_since, ".mp4")
-    return Swept(
-        stored,
-        results,
-        _clear_scratch(settings.data_dir / "tmp", now - timedelta(seconds=keep.scratch_seconds)),
+    results = _delete_unused(blobs, JOB_AREA, results_since) + _delete_unused(
+        blobs, LIPSYNC_AREA, results_since, ".mp4"
     )
+    scratch_since = now - timedelta(seconds=keep.scratch_seconds)
+    scratch = _clear_scratch(settings.scratch_dir, scratch_since) + blobs.discard_incomplete(scratch_since)
+    return Swept(stored, results, scratch)
+
+
+def _delete_unused(blobs: BlobStore, area: str, unused_since: datetime, suffix: str = "") -> int:
+    """Delete the blobs of ``area`` (ending in ``suffix``) not written or touched since then."""
+    old = [blob.key for blob in blobs.list(area) if blob.modified < unused_since]
+    old = [key for key in old if key.endswith(suffix)]
+    for key in old:
+        blobs.delete(key)
+    return len(old)
 
 
 def _clear_scratch(folder: Path, unused_since: datetime) -> int:

@@ -1,32 +1,63 @@
-"""Blob storage for generated audio: a local directory by default (S3-compatible later).
+"""The blob storage contract: named immutable blobs (stored audio, job results, uploads, voice
+references), kept in a local directory by default and in an S3-compatible store when scaled out.
 
-Writes are atomic: data goes to a temporary file in the same directory, is flushed to disk and
-renamed into place, so a reader never sees half a file and a crash leaves no partial blob.
+Keys are ``area/name.ext``. Callers never see where or how a blob is kept: they put and read bytes
+(whole, or a byte range as chunks), stat, list an area, touch and delete; a client downloads a blob
+through the app (:mod:`openfish.api.downloads`, with Range) or, when the back-end can make one,
+through a time-limited URL of its own. Engines that need a file get a scratch copy
+(:func:`openfish.store.scratch.scratch_copy`).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 _AREA = re.compile(r"^[a-z0-9_-]{1,40}$")
 _KEY = re.compile(r"^[a-z0-9_-]{1,40}/[A-Za-z0-9_-]{8,128}\.[a-z0-9]{1,8}$")
+#: Size of the chunks a read yields.
+CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What is known of a stored blob without reading it."""
+
+    key: str
+    size: int
+    #: When the blob was last written or touched (retention counts from here).
+    modified: datetime
 
 
 class BlobStore(Protocol):
-    """Named immutable blobs."""
+    """Named immutable blobs. Every method blocks: call them from the worker pool."""
 
     def put(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` (replacing any previous blob atomically)."""
+        """Store ``data`` under ``key``, replacing any previous blob atomically: readers see the old
+        blob or the new one, never part of either."""
         ...
 
     def put_file(self, key: str, source: Path) -> None:
-        """Store the file at ``source`` under ``key``, taking it over (``source`` is gone after)."""
+        """Store the file at ``source`` under ``key`` (atomically, without reading it into memory),
+        taking it over: ``source`` is gone afterwards."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The whole blob; FileNotFoundError if there is none."""
+        ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes ``start`` up to (not including) ``end`` (default: the end), in chunks of at most
+        ``CHUNK_BYTES``. The blob is opened before this returns, so a missing blob raises
+        FileNotFoundError here rather than halfway through a response."""
+        ...
+
+    def stat(self, key: str) -> BlobInfo:
+        """Size and last write or touch; FileNotFoundError if there is none."""
         ...
 
     def exists(self, key: str) -> bool:
@@ -34,24 +65,26 @@ class BlobStore(Protocol):
         ...
 
     def touch(self, key: str) -> None:
-        """Mark the blob as used now (``sweep`` judges age by last use); FileNotFoundError if none."""
-        ...
-
-    def sweep(self, area: str, unused_since: datetime, suffix: str = "") -> int:
-        """Delete the blobs of ``area`` (ending in ``suffix``) not written or touched since
-        ``unused_since``, and leftovers of interrupted writes; returns how many blobs went."""
-        ...
-
-    def local_path(self, key: str) -> Path | None:
-        """A file the server can stream the blob from, if this store keeps blobs locally."""
-        ...
-
-    def get(self, key: str) -> bytes:
-        """The blob's bytes; FileNotFoundError if there is none."""
+        """Mark the blob as used now (retention counts from its last use); FileNotFoundError if
+        there is none (never creates an empty blob)."""
         ...
 
     def delete(self, key: str) -> None:
-        """Remove the blob if it exists."""
+        """Remove the blob if it exists (deleting a missing blob is not an error)."""
+        ...
+
+    def list(self, area: str) -> Iterator[BlobInfo]:
+        """Every complete blob of ``area`` (the part of keys before the slash), in no set order."""
+        ...
+
+    def discard_incomplete(self, older_than: datetime) -> int:
+        """Remove what interrupted writes left behind before ``older_than`` (temporary files,
+        unfinished uploads); returns how many were removed."""
+        ...
+
+    def download_url(self, key: str, ttl_seconds: int) -> str | None:
+        """A URL a client can fetch the blob from directly for ``ttl_seconds``, or None when this
+        back-end has no such URLs (the app then serves the bytes itself)."""
         ...
 
 
@@ -62,75 +95,8 @@ def check_key(key: str) -> str:
     return key
 
 
-class LocalBlobStore:
-    """Blobs as files under one root directory."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
-
-    def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    def put_file(self, key: str, source: Path) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        os.close(handle)
-        try:
-            # A move when both are on one file system; a copy otherwise. Either way the final
-            # rename is atomic, so readers never see half a file.
-            shutil.move(source, temporary)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def touch(self, key: str) -> None:
-        os.utime(self._path(key))  # FileNotFoundError if it is gone: never creates an empty blob
-
-    def sweep(self, area: str, unused_since: datetime, suffix: str = "") -> int:
-        if not _AREA.match(area):
-            raise ValueError(f"invalid blob area {area!r}")
-        folder = self.root / area
-        cutoff = unused_since.timestamp()
-        removed = 0
-        try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            if not entry.is_file(follow_symlinks=False) or entry.stat().st_mtime >= cutoff:
-                continue
-            if entry.name.startswith(".tmp-"):
-                Path(entry.path).unlink(missing_ok=True)  # a write that was interrupted
-            elif entry.name.endswith(suffix):
-                Path(entry.path).unlink(missing_ok=True)
-                removed += 1
-        return removed
-
-    def local_path(self, key: str) -> Path | None:
-        path = self._path(key)
-        return path if path.is_file() else None
-
-    def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+def check_area(area: str) -> str:
+    """``area`` if it is a safe area name."""
+    if not _AREA.match(area):
+        raise ValueError(f"invalid blob area {area!r}")
+    return area
