@@ -85,7 +85,9 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     voices = VoiceService(db, settings, billing, engines, blobs, pool)
     processor = VoiceProcessor(db, settings, billing, engines, blobs, pool, voices)
     synthesis = SynthesisService(planner, billing, settings, pool, blobs, processor.conversion_for)
-    signer = UrlSigner(settings.data_dir / "secret.key")
+    # One key for every node on this database (or the configured one); the per-node file of earlier
+    # versions only seeds the database's key, so URLs signed before the move stay valid.
+    signer = UrlSigner(db, key=settings.signing_key_bytes, legacy_file=settings.data_dir / "secret.key")
     queue = SqlJobQueue(db)
     webhooks = WebhookService(db, settings)
     tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
@@ -199,7 +201,7 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await services.db.migrate()
-        services.signer.load_or_create()
+        await services.signer.load()
         services.pool.start()
         if settings.tts.preload and settings.surfaces.tts:
             await services.pool.submit(services.engines.load_speech)

@@ -123,7 +123,7 @@ def worker() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await services.db.migrate()
-        services.signer.load_or_create()
+        await services.signer.load()  # the same key as `openfish serve`, so its job result URLs verify
         services.pool.start()
         try:
             await services.pool.submit(services.engines.load_all)

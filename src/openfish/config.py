@@ -7,10 +7,13 @@ import time: :func:`openfish.app.create_app` receives a ``Settings`` instance.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -251,10 +254,43 @@ class RetentionSettings(BaseModel):
     scratch_seconds: int = Field(default=86_400, ge=3600, description="Leftovers of interrupted work.")
 
 
+#: Fewest bytes a configured signing key may have: the size of the HMAC-SHA256 output it keys.
+MIN_SIGNING_KEY_BYTES = 32
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+
+
+def decode_signing_key(text: str) -> bytes:
+    """The bytes of a configured signing key, written as hex (``openssl rand -hex 32``) or base64,
+    standard or URL-safe, padded or not (``openssl rand -base64 32``); surrounding whitespace is
+    ignored. Raises ValueError (never quoting the text) unless it holds at least 32 bytes."""
+    text = text.strip()
+    # Hex digits are also base64 characters: an even run of them is read as hex, which is what
+    # `openssl rand -hex` writes (a random base64 key of 32+ bytes is all hex digits with odds
+    # below 1e-19, and a padded one never is).
+    if _HEX.fullmatch(text):
+        key = bytes.fromhex(text)
+    elif _BASE64.fullmatch(text):
+        unpadded = text.rstrip("=").replace("+", "-").replace("/", "_")
+        try:
+            key = base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+        except binascii.Error:
+            raise ValueError("signing_key is not valid base64") from None
+    else:
+        raise ValueError("signing_key must be hex or base64")
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        raise ValueError(f"signing_key must hold at least {MIN_SIGNING_KEY_BYTES} bytes, not {len(key)}")
+    return key
+
+
 class Settings(BaseSettings):
     """The whole configuration of one openfish server."""
 
-    model_config = SettingsConfigDict(env_prefix="OPENFISH_", env_nested_delimiter="__", extra="ignore")
+    # hide_input_in_errors: some settings are secrets (signing_key, a database URL's password), and
+    # a refused value must not end up in a terminal or a log; the error still names field and rule.
+    model_config = SettingsConfigDict(
+        env_prefix="OPENFISH_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
@@ -282,7 +318,19 @@ class Settings(BaseSettings):
         description="Other base URLs that reach this server (other names behind a proxy): media URLs "
         "under them are read from this server's own store like those under public_url.",
     )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="Key of signed URLs (stored audio, lip-sync and job results): base64 or hex, at "
+        "least 32 bytes; all nodes must share it. Unset, the key is made once and kept in the database.",
+    )
     tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key_decodes(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            decode_signing_key(key.get_secret_value())
+        return key
 
     @field_validator("tiers")
     @classmethod
@@ -316,6 +364,11 @@ class Settings(BaseSettings):
         if self.host in _LOCAL_HOSTS:
             bases += [f"http://{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")]
         return tuple(dict.fromkeys(bases))
+
+    @property
+    def signing_key_bytes(self) -> bytes | None:
+        """The configured URL-signing key, decoded; None when the database's key is to be used."""
+        return None if self.signing_key is None else decode_signing_key(self.signing_key.get_secret_value())
 
     @property
     def database_url(self) -> str:

@@ -20,13 +20,12 @@ from typing import Any
 
 import httpx
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
 from openfish.errors import InvalidRequest, NotFound
 from openfish.services import net_guard, webhooks
-from openfish.store.database import Database
+from openfish.store.database import Database, insert_if_absent
 from openfish.store.models import Account, WebhookDelivery, utcnow
 
 logger = logging.getLogger("openfish.webhooks")
@@ -127,11 +126,8 @@ class WebhookService:
             "next_attempt_at": now,
             "created_at": now,
         }
-        # The unique event_id makes a repeat a no-op, with no IntegrityError to spoil the caller's
-        # transaction. Both supported databases speak ON CONFLICT DO NOTHING.
-        insert = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
-        statement = insert(WebhookDelivery).values(**values)
-        result = await session.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]))
+        # The unique event_id makes a repeat a no-op inside the caller's transaction.
+        result = await session.execute(insert_if_absent(session, WebhookDelivery, values, key=["event_id"]))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def deliver_due(self, limit: int = 10) -> int:

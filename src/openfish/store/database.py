@@ -15,7 +15,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -67,6 +68,15 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def insert_if_absent(
+    session: AsyncSession, table: Table | type[Any], values: dict[str, Any], *, key: list[str]
+) -> Any:
+    """An ``INSERT ... ON CONFLICT (key) DO NOTHING`` for the session's database (both supported
+    databases speak it): a repeat is a no-op, with no IntegrityError to spoil the transaction."""
+    insert = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
+    return insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
 
 
 def _alembic_config() -> Config:
