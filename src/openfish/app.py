@@ -34,7 +34,7 @@ from openfish.api.schema import install_openapi
 from openfish.api.schema_rules import enforced_rules
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry, build_engines
-from openfish.jobs.queue import SqlJobQueue
+from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.jobs.worker import JobWorker
 from openfish.middleware import RequestContextMiddleware
 from openfish.services.accounts import AccountService

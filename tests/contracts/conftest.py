@@ -3,15 +3,22 @@ new back-end (S3, PostgreSQL...) joins by adding its name and how to build it.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from openfish.jobs.queue import JobQueue
+from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.store.blobs import BlobStore
 from openfish.store.local_blobs import LocalBlobStore
+from tests.conftest import Harness
 
 BLOB_BACKENDS = ["local"]
+QUEUE_BACKENDS = ["sql"]
+#: Builds a queue of one back-end on the harness's database, reading time from the given clock.
+QueueFactory = Callable[[Callable[[], datetime]], JobQueue]
 
 
 @pytest.fixture(params=BLOB_BACKENDS)
@@ -21,3 +28,11 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
         yield LocalBlobStore(tmp_path / "blobs")
     else:  # pragma: no cover - a name without a builder is a mistake in BLOB_BACKENDS
         raise AssertionError(f"no builder for blob back-end {request.param!r}")
+
+
+@pytest.fixture(params=QUEUE_BACKENDS)
+def make_queue(request: pytest.FixtureRequest, harness: Harness) -> QueueFactory:
+    """Queues of each back-end, sharing the harness's database (jobs join its transactions)."""
+    if request.param == "sql":
+        return lambda clock: SqlJobQueue(harness.services.db, clock)
+    raise AssertionError(f"no builder for queue back-end {request.param!r}")  # pragma: no cover

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from openfish.jobs.queue import PROCESSING, QUEUED, SqlJobQueue
+from openfish.jobs.queue import PROCESSING, QUEUED
+from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.jobs.worker import JobWorker
 from openfish.store.models import Job
 from tests.conftest import Caller, Harness
-from tests.jobs.test_queue import queued_job
+from tests.contracts.test_queue import queued_job
 
 
 async def test_stopping_hands_the_running_job_back_without_using_an_attempt(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import Unauthorized
-from openfish.jobs.queue import SqlJobQueue
+from openfish.jobs.queue import JobQueue
 from openfish.jobs.worker import JobWorker
 from openfish.services.accounts import AccountService, Principal
 from openfish.services.billing import BillingService
@@ -55,7 +55,7 @@ class Services:
     blobs: BlobStore
     voices: VoiceService
     voice_processor: VoiceProcessor
-    jobs: SqlJobQueue
+    jobs: JobQueue
     tts_jobs: TtsJobService
     idempotency: IdempotencyService
     webhooks: WebhookService

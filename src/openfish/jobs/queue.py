@@ -1,25 +1,21 @@
-"""The job queue: enqueue, claim with a lease, heartbeat, finish — every change conditional.
+"""The job queue contract: enqueue in the caller's transaction, claim with a lease, heartbeat,
+report progress, hand back, finish, cancel, give up, read — every change conditional on the attempt.
 
-A claim takes a queued job, or a processing one whose lease has expired (its worker died), and
-bumps ``attempt``. Every later change is an ``UPDATE ... WHERE id AND attempt AND status`` (and
-lease owner), so a worker that lost its lease can never overwrite the work of the one that took
-over. This embedded implementation runs on the same database as everything else (SQLite by
-default); the ``JobQueue`` Protocol leaves room for a dedicated queue later.
+Workers and services are typed against :class:`JobQueue`; :mod:`openfish.jobs.sql_queue` is the
+embedded implementation (jobs are rows of the main database), and the contract tests in
+``tests/contracts/test_queue.py`` run against every implementation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openfish.store.database import Database
-from openfish.store.models import Job, utcnow
+from openfish.store.models import Job
 
 QUEUED, PROCESSING, SUCCEEDED, FAILED, CANCELED = "queued", "processing", "succeeded", "failed", "canceled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
@@ -38,7 +34,26 @@ class JobPage:
 
 
 class JobQueue(Protocol):
-    """What workers and services need from a job queue."""
+    """What workers and services need from a job queue.
+
+    A job is accepted in the caller's transaction (``new_job`` then ``session.add``), so the credits
+    held for it and the job itself are committed together or not at all. Every change a worker
+    makes is conditional on its attempt still being its own: a worker that lost its lease can never
+    overwrite the work of the one that took over.
+    """
+
+    def new_job(
+        self,
+        *,
+        job_id: str,
+        account_id: str,
+        kind: str,
+        payload: dict[str, Any],
+        credits: int,
+        max_attempts: int,
+    ) -> Job:
+        """A queued job, to be added in the caller's transaction (with its credit hold)."""
+        ...
 
     async def claim(self, worker: str, kinds: Sequence[str], lease_seconds: float) -> Job | None:
         """Take the oldest runnable job of ``kinds``, or None."""
@@ -70,209 +85,24 @@ class JobQueue(Protocol):
         """Move the job to a terminal status; False if it is no longer this worker's."""
         ...
 
-
-class SqlJobQueue:
-    """The embedded queue: jobs are rows; claims are conditional updates."""
-
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
-        self._clock = clock
-
-    def new_job(
-        self,
-        *,
-        job_id: str,
-        account_id: str,
-        kind: str,
-        payload: dict[str, Any],
-        credits: int,
-        max_attempts: int,
-    ) -> Job:
-        """A queued job row, to be added in the caller's transaction (with its credit hold)."""
-        now = self._clock()
-        return Job(
-            id=job_id,
-            account_id=account_id,
-            kind=kind,
-            status=QUEUED,
-            payload=payload,
-            attempt=0,
-            max_attempts=max_attempts,
-            run_after=now,
-            credits=credits,
-            created_at=now,
-            updated_at=now,
-        )
-
-    async def claim(self, worker: str, kinds: Sequence[str], lease_seconds: float) -> Job | None:
-        now = self._clock()
-        runnable = and_(
-            Job.kind.in_(kinds),
-            Job.attempt < Job.max_attempts,
-            or_(
-                and_(Job.status == QUEUED, Job.run_after <= now),
-                and_(Job.status == PROCESSING, Job.lease_expires_at < now),
-            ),
-        )
-        for _ in range(5):  # another worker may win the race for a candidate: try the next one
-            async with self._db.session() as session:
-                candidate = await session.scalar(
-                    select(Job).where(runnable).order_by(Job.created_at, Job.id).limit(1)
-                )
-            if candidate is None:
-                return None
-            async with self._db.transaction() as session:
-                result = await session.execute(
-                    update(Job)
-                    .where(Job.id == candidate.id, Job.attempt == candidate.attempt, runnable)
-                    .values(
-                        status=PROCESSING,
-                        attempt=candidate.attempt + 1,
-                        lease_owner=worker,
-                        lease_expires_at=now + timedelta(seconds=lease_seconds),
-                        progress=0,  # a retried attempt starts over
-                        started_at=now,
-                        updated_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    return await session.get(Job, candidate.id, populate_existing=True)
-        return None
+    async def give_up(self, job: Job, error: str, session: AsyncSession) -> bool:
+        """Fail a job whose every attempt died (no worker holds it any more), in ``session``;
+        False if it was settled otherwise meanwhile."""
+        ...
 
     async def exhausted(self) -> list[Job]:
         """Processing jobs whose lease expired after their last allowed attempt (to be failed)."""
-        now = self._clock()
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(Job).where(
-                    Job.status == PROCESSING, Job.lease_expires_at < now, Job.attempt >= Job.max_attempts
-                )
-            )
-            return list(rows)
-
-    async def heartbeat(self, job: Job, worker: str, lease_seconds: float) -> bool:
-        now = self._clock()
-        return await self._update_mine(
-            job, worker, lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now
-        )
-
-    async def report_progress(self, job: Job, worker: str, progress: int) -> bool:
-        return await self._update_mine(
-            job, worker, progress=max(0, min(100, progress)), updated_at=self._clock()
-        )
-
-    async def hand_back(self, job: Job, worker: str) -> bool:
-        now = self._clock()
-        return await self._update_mine(
-            job,
-            worker,
-            status=QUEUED,
-            attempt=Job.attempt - 1,
-            lease_owner=None,
-            lease_expires_at=None,
-            progress=0,
-            run_after=now,
-            updated_at=now,
-        )
-
-    async def finish(
-        self,
-        job: Job,
-        worker: str,
-        status: str,
-        *,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-        session: AsyncSession | None = None,
-    ) -> bool:
-        if status not in TERMINAL:
-            raise ValueError(f"{status} is not a terminal status")
-        now = self._clock()
-        return await self._update_mine(
-            job,
-            worker,
-            session=session,
-            status=status,
-            result=result,
-            error=error,
-            progress=100 if status == SUCCEEDED else Job.progress,
-            finished_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-
-    async def give_up(self, job: Job, error: str, session: AsyncSession) -> bool:
-        """Fail a job whose every attempt died (no worker holds it any more)."""
-        now = self._clock()
-        outcome = await session.execute(
-            update(Job)
-            .where(
-                Job.id == job.id,
-                Job.attempt == job.attempt,
-                Job.status == PROCESSING,
-                Job.lease_expires_at < now,
-            )
-            .values(
-                status=FAILED,
-                error=error,
-                finished_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+        ...
 
     async def cancel(self, job_id: str, account_id: str, session: AsyncSession) -> bool:
-        """Cancel a job that has not started; False if it is not queued (or not the account's)."""
-        now = self._clock()
-        outcome = await session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.account_id == account_id, Job.status == QUEUED)
-            .values(status=CANCELED, finished_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+        """Cancel the account's job if it has not started, in ``session``; False otherwise."""
+        ...
 
     async def owned(self, account_id: str, kind: str, job_id: str) -> Job | None:
         """The account's job of ``kind``, or None (also for another account's job: callers answer
         404 either way, so nobody learns that the id exists)."""
-        async with self._db.session() as session:
-            job = await session.get(Job, job_id)
-        if job is None or job.account_id != account_id or job.kind != kind:
-            return None
-        return job
+        ...
 
     async def page(self, account_id: str, kind: str, status: str | None, limit: int, offset: int) -> JobPage:
         """The account's jobs of ``kind``, newest first, optionally of one status."""
-        query = select(Job).where(Job.account_id == account_id, Job.kind == kind)
-        if status:
-            query = query.where(Job.status == status)
-        async with self._db.session() as session:
-            total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-            rows = await session.scalars(
-                query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
-            )
-            return JobPage(total=total, items=list(rows))
-
-    async def _update_mine(
-        self, job: Job, worker: str, *, session: AsyncSession | None = None, **values: Any
-    ) -> bool:
-        """Set ``values`` on the job if this attempt is still ``worker``'s (in ``session``, or in a
-        transaction of its own); False when the attempt lost its lease."""
-        statement = update(Job).where(self._mine(job, worker)).values(**values)
-        statement = statement.execution_options(synchronize_session=False)
-        if session is not None:
-            outcome = await session.execute(statement)
-        else:
-            async with self._db.transaction() as own:
-                outcome = await own.execute(statement)
-        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
-
-    def _mine(self, job: Job, worker: str) -> Any:
-        return and_(
-            Job.id == job.id, Job.attempt == job.attempt, Job.status == PROCESSING, Job.lease_owner == worker
-        )
+        ...

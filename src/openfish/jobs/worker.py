@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openfish.jobs.queue import FAILED, SUCCEEDED, SqlJobQueue
+from openfish.jobs.queue import FAILED, SUCCEEDED, JobQueue
 from openfish.store.database import Database
 from openfish.store.models import Job
 
@@ -45,7 +45,7 @@ class JobWorker:
     def __init__(
         self,
         db: Database,
-        queue: SqlJobQueue,
+        queue: JobQueue,
         handlers: dict[str, JobHandler],
         settle: dict[str, SettleHook],
         *,

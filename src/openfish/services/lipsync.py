@@ -25,7 +25,7 @@ from openfish.config import Settings
 from openfish.engines.base import EngineError, LipSyncEngine, LipSyncInputError, VadEngine
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import EngineUnavailable, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
-from openfish.jobs.queue import SUCCEEDED, JobPage, SqlJobQueue
+from openfish.jobs.queue import SUCCEEDED, JobPage, JobQueue
 from openfish.jobs.worker import JobFailed
 from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
@@ -64,7 +64,7 @@ class LipSyncService:
         db: Database,
         settings: Settings,
         billing: BillingService,
-        queue: SqlJobQueue,
+        queue: JobQueue,
         engines: EngineRegistry,
         media: MediaInputs,
         blobs: BlobStore,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openfish.config import Settings
 from openfish.engines.base import EngineError
 from openfish.errors import Conflict, NotFound, OpenfishError
-from openfish.jobs.queue import SUCCEEDED, JobPage, SqlJobQueue
+from openfish.jobs.queue import SUCCEEDED, JobPage, JobQueue
 from openfish.jobs.worker import JobFailed
 from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
@@ -45,7 +45,7 @@ class TtsJobService:
         db: Database,
         settings: Settings,
         billing: BillingService,
-        queue: SqlJobQueue,
+        queue: JobQueue,
         synthesis: SynthesisService,
         blobs: BlobStore,
         pool: WorkerPool,

@@ -1,13 +1,16 @@
-"""The queue's leases: one claimant at a time, expiry hands a job over, stale workers are ignored."""
+"""The job queue contract (``openfish.jobs.queue.JobQueue``), run against every back-end: one
+claimant at a time, expiry hands a job over, stale workers are ignored, attempts are bounded, and
+reads are per account."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from openfish.jobs.queue import FAILED, PROCESSING, SUCCEEDED, SqlJobQueue
+from openfish.jobs.queue import FAILED, PROCESSING, QUEUED, SUCCEEDED, JobQueue
 from openfish.store.models import Job
 from tests.conftest import Caller, Harness
+from tests.contracts.conftest import QueueFactory
 
 
 class Clock:
@@ -19,7 +22,7 @@ class Clock:
 
 
 async def queued_job(
-    harness: Harness, caller: Caller, queue: SqlJobQueue, job_id: str, max_attempts: int = 2
+    harness: Harness, caller: Caller, queue: JobQueue, job_id: str, max_attempts: int = 2
 ) -> Job:
     job = queue.new_job(
         job_id=job_id,
@@ -34,9 +37,50 @@ async def queued_job(
     return job
 
 
-async def test_concurrent_claims_hand_each_job_to_one_worker(harness: Harness, caller: Caller) -> None:
+async def test_progress_and_hand_back_belong_to_the_running_attempt(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
+    queue = make_queue(Clock())
+    await queued_job(harness, caller, queue, "job_" + "d" * 32)
+    job = await queue.claim("w", ["tts"], 30)
+    assert job is not None
+    assert await queue.report_progress(job, "w", 40)
+    assert not await queue.report_progress(job, "someone-else", 90)
+    assert (await queue.owned(caller.account_id, "tts", job.id)).progress == 40  # type: ignore[union-attr]
+    assert await queue.hand_back(job, "w")
+    back = await queue.owned(caller.account_id, "tts", job.id)
+    assert back is not None
+    assert (back.status, back.attempt, back.progress) == (
+        QUEUED,
+        0,
+        0,
+    )  # the interrupted attempt is not counted
+    assert not await queue.hand_back(job, "w")
+
+
+async def test_reads_are_per_account_and_kind_newest_first(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
     clock = Clock()
-    queue = SqlJobQueue(harness.services.db, clock)
+    queue = make_queue(clock)
+    for index in range(3):
+        await queued_job(harness, caller, queue, f"job_{index:032d}")
+        clock.now += timedelta(seconds=1)
+    other = await harness.new_caller()
+    assert await queue.owned(other.account_id, "tts", "job_" + "0" * 32) is None
+    assert await queue.owned(caller.account_id, "lipsync", "job_" + "0" * 32) is None
+    page = await queue.page(caller.account_id, "tts", None, limit=2, offset=0)
+    assert (page.total, page.pages(2)) == (3, 2)
+    assert [job.id for job in page.items] == [f"job_{index:032d}" for index in (2, 1)]
+    assert (await queue.page(caller.account_id, "tts", SUCCEEDED, 10, 0)).total == 0
+    assert (await queue.page(other.account_id, "tts", None, 10, 0)).total == 0
+
+
+async def test_concurrent_claims_hand_each_job_to_one_worker(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
+    clock = Clock()
+    queue = make_queue(clock)
     for index in range(5):
         await queued_job(harness, caller, queue, f"job_{index:032d}")
     claims = await asyncio.gather(*(queue.claim(f"w{i}", ["tts"], 30) for i in range(12)))
@@ -47,10 +91,10 @@ async def test_concurrent_claims_hand_each_job_to_one_worker(harness: Harness, c
 
 
 async def test_an_expired_lease_hands_the_job_over_and_the_old_worker_is_ignored(
-    harness: Harness, caller: Caller
+    harness: Harness, caller: Caller, make_queue: QueueFactory
 ) -> None:
     clock = Clock()
-    queue = SqlJobQueue(harness.services.db, clock)
+    queue = make_queue(clock)
     await queued_job(harness, caller, queue, "job_" + "a" * 32)
     first = await queue.claim("first", ["tts"], 30)
     assert first is not None
@@ -71,9 +115,9 @@ async def test_an_expired_lease_hands_the_job_over_and_the_old_worker_is_ignored
     assert (final.status, final.result) == (SUCCEEDED, {"audio": "fresh"})
 
 
-async def test_attempts_are_bounded(harness: Harness, caller: Caller) -> None:
+async def test_attempts_are_bounded(harness: Harness, caller: Caller, make_queue: QueueFactory) -> None:
     clock = Clock()
-    queue = SqlJobQueue(harness.services.db, clock)
+    queue = make_queue(clock)
     await queued_job(harness, caller, queue, "job_" + "b" * 32, max_attempts=2)
     for _ in range(2):
         assert await queue.claim("dies", ["tts"], 30) is not None
@@ -88,8 +132,10 @@ async def test_attempts_are_bounded(harness: Harness, caller: Caller) -> None:
     assert job.status == FAILED
 
 
-async def test_only_queued_jobs_of_the_account_can_be_canceled(harness: Harness, caller: Caller) -> None:
-    queue = SqlJobQueue(harness.services.db, Clock())
+async def test_only_queued_jobs_of_the_account_can_be_canceled(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
+    queue = make_queue(Clock())
     await queued_job(harness, caller, queue, "job_" + "c" * 32)
     other = await harness.new_caller()
     async with harness.services.db.transaction() as session:
