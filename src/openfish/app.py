@@ -59,6 +59,7 @@ from openfish.services.voice_processing import VoiceProcessor
 from openfish.services.voices import VoiceService
 from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
+from openfish.store.counters import MemoryCounters
 from openfish.store.database import Database
 from openfish.store.local_blobs import LocalBlobStore
 from openfish.store.models import utcnow
@@ -79,6 +80,8 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     )
     billing = BillingService(db, settings)
     engines = engines or build_engines(settings)
+    # Rate, concurrency and session counts; a scale-out deployment swaps in a shared implementation.
+    counters = MemoryCounters()
     pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
     planner = SpeechPlanner(engines, settings)
     blobs = LocalBlobStore(settings.data_dir / "blobs")
@@ -102,7 +105,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         accounts=AccountService(db, settings, billing),
         billing=billing,
         usage=UsageService(db),
-        limiter=RequestLimiter(),
+        limiter=RequestLimiter(counters),
         readiness=Readiness(),
         engines=engines,
         synthesis=synthesis,
@@ -119,7 +122,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         transcription=transcription,
         lipsync=lipsync,
         media_fetcher=media_fetcher,
-        realtime_slots=SessionSlots(),
+        realtime_slots=SessionSlots(counters),
         live_listening=LiveListeningFactory(settings, engines, pool, billing, transcription),
         job_worker=JobWorker(
             db,

@@ -55,5 +55,5 @@ async def test_concurrent_requests_are_capped_and_legacy_gets_its_envelope(
     assert "Retry-After" in legacy.headers
     release.set()
     assert all(r.status_code == 200 for r in await asyncio.gather(*running))
-    assert harness.services.limiter.in_flight(caller.account_id) == 0
+    assert await harness.services.limiter.in_flight(caller.account_id) == 0
     assert (await harness.client.get("/api/open/v1/profile", headers=caller.headers)).status_code == 200

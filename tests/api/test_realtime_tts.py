@@ -167,7 +167,7 @@ async def test_abrupt_disconnect_charges_only_what_was_sent(
     for _ in range(200):
         if (
             not await open_holds(harness)
-            and harness.services.realtime_slots.open_sessions(caller.account_id) == 0
+            and await harness.services.realtime_slots.open_sessions(caller.account_id) == 0
         ):
             break
         await asyncio.sleep(0.05)

@@ -12,11 +12,15 @@ import pytest
 from openfish.jobs.queue import JobQueue
 from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.store.blobs import BlobStore
+from openfish.store.counters import Counters, MemoryCounters
 from openfish.store.local_blobs import LocalBlobStore
 from tests.conftest import Harness
 
 BLOB_BACKENDS = ["local"]
 QUEUE_BACKENDS = ["sql"]
+COUNTER_BACKENDS = ["memory"]
+#: Builds counters of one back-end reading time from the given clock.
+CountersFactory = Callable[[Callable[[], float]], Counters]
 #: Builds a queue of one back-end on the harness's database, reading time from the given clock.
 QueueFactory = Callable[[Callable[[], datetime]], JobQueue]
 
@@ -36,3 +40,11 @@ def make_queue(request: pytest.FixtureRequest, harness: Harness) -> QueueFactory
     if request.param == "sql":
         return lambda clock: SqlJobQueue(harness.services.db, clock)
     raise AssertionError(f"no builder for queue back-end {request.param!r}")  # pragma: no cover
+
+
+@pytest.fixture(params=COUNTER_BACKENDS)
+def make_counters(request: pytest.FixtureRequest) -> CountersFactory:
+    """Counters of each back-end, empty."""
+    if request.param == "memory":
+        return lambda clock: MemoryCounters(clock=clock)
+    raise AssertionError(f"no builder for counters back-end {request.param!r}")  # pragma: no cover

@@ -231,7 +231,7 @@ async def test_partials_are_skipped_when_the_budget_is_spent(
     engines: EngineRegistry, vad: VadEngine, pool: WorkerPool
 ) -> None:
     budget = PartialBudget(limit=1)
-    assert budget.try_acquire()  # another stream's partial is running
+    assert await budget.try_acquire()  # another stream's partial is running
     recorder = Recorder()
     live = LiveTranscriber(
         tiny(engines), vad, pool, RealtimeSettings(), recorder, language="en", partials=budget
@@ -239,8 +239,8 @@ async def test_partials_are_skipped_when_the_budget_is_spent(
     await feed_live(live, np.concatenate([silence(0.3), speech(SECOND), silence(0.8)]))
     await live.finish()
     assert [type(e) for e in recorder.events] == [FinalTranscript]
-    budget.release()
-    assert budget.try_acquire()
+    await budget.release()
+    assert await budget.try_acquire()
 
 
 async def test_a_client_faster_than_the_decoder_is_slowed_down(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from openfish.config import TierSettings
 from openfish.errors import InsufficientCredits, NotFound, RateLimited
 from openfish.services.realtime import TTS_SURFACE, CreditMeter, SessionSlots
+from openfish.store.counters import MemoryCounters
 from openfish.store.models import CreditHold, LedgerEntry, utcnow
 from tests.conftest import Harness
 from tests.services.test_billing import balance, ledger_sum
@@ -101,13 +102,14 @@ async def test_stale_realtime_holds_are_released_and_fresh_ones_kept(harness: Ha
     assert statuses == {"old": "released", "job": "held", "new": "held"}
 
 
-def test_session_slots_cap_each_account_separately() -> None:
-    slots = SessionSlots()
+async def test_session_slots_cap_each_account_separately() -> None:
+    slots = SessionSlots(MemoryCounters())
     tier = TierSettings(max_realtime_sessions=2)
-    with slots.hold("a", tier), slots.hold("a", tier):
-        with pytest.raises(RateLimited), slots.hold("a", tier):
-            pass
-        with slots.hold("b", tier):
-            assert slots.open_sessions("b") == 1
-        assert slots.open_sessions("a") == 2
-    assert slots.open_sessions("a") == 0
+    async with slots.hold("a", tier), slots.hold("a", tier):
+        with pytest.raises(RateLimited):
+            async with slots.hold("a", tier):
+                pass
+        async with slots.hold("b", tier):
+            assert await slots.open_sessions("b") == 1
+        assert await slots.open_sessions("a") == 2
+    assert await slots.open_sessions("a") == 0

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -106,12 +107,14 @@ async def _current_account(
         raise Unauthorized("The Authorization header must be `Bearer <token>`.")
     principal = await services.accounts.authenticate(token.strip())
     tier = services.settings.tiers.get(principal.tier) or next(iter(services.settings.tiers.values()))
-    services.limiter.acquire(principal.account_id, tier)
+    await services.limiter.acquire(principal.account_id, tier)
     try:
         # The slot stays taken until the response (streamed or not) has been sent.
         yield principal
     finally:
-        services.limiter.release(principal.account_id)
+        # Shielded: a request cancelled by a client that left must still give its slot back.
+        with anyio.CancelScope(shield=True):
+            await services.limiter.release(principal.account_id)
 
 
 CurrentAccount = Annotated[Principal, Depends(_current_account)]

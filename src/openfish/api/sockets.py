@@ -192,7 +192,7 @@ async def serve_socket(
         if not principal.has_feature(feature):
             raise Forbidden(f"realtime is not enabled for this account (feature flag `{feature}` is off)")
         tier = services.settings.tiers.get(principal.tier) or next(iter(services.settings.tiers.values()))
-        with services.realtime_slots.hold(principal.account_id, tier):
+        async with services.realtime_slots.hold(principal.account_id, tier):
             limit = services.settings.realtime.max_session_seconds
             try:
                 async with asyncio.timeout(limit):

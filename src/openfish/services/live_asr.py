@@ -337,7 +337,7 @@ class LiveTranscriber:
             transcript = await self._pool.submit(
                 self._transcriber(job.audio, final=True), deadline=time.monotonic()
             )
-        elif not self._partials.try_acquire():
+        elif not await self._partials.try_acquire():
             return None  # the machine is busy: skip this partial, the next one is due soon
         else:
             try:
@@ -347,7 +347,7 @@ class LiveTranscriber:
                     self._transcriber(job.audio, final=False), deadline=deadline
                 )
             finally:
-                self._partials.release()
+                await self._partials.release()
         text = transcript.text.strip()
         if not text:
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openfish.engines.base import Word
+from openfish.store.counters import Counters, MemoryCounters
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,20 @@ LiveEvent = PartialTranscript | FinalTranscript
 
 
 class PartialBudget:
-    """A server-wide cap on partial decodes running at once. Partials are a courtesy and finals the
-    product: on a busy machine, partials are skipped so that finals find the CPU free."""
+    """A cap on partial decodes running at once on this machine. Partials are a courtesy and
+    finals the product: on a busy machine, partials are skipped so that finals find the CPU free.
+    The counters must be this process's own: the budget is of this machine's cores."""
 
-    def __init__(self, limit: int) -> None:
+    KEY = "partial-decodes"
+
+    def __init__(self, limit: int, counters: Counters | None = None) -> None:
         self._limit = max(1, limit)
-        self._running = 0
+        self._counters = counters or MemoryCounters()
 
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free (event-loop only, so no lock is needed)."""
-        if self._running >= self._limit:
-            return False
-        self._running += 1
-        return True
+    async def try_acquire(self) -> bool:
+        """Take a slot if one is free."""
+        return await self._counters.acquire(self.KEY, limit=self._limit)
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Give a slot back."""
-        self._running = max(0, self._running - 1)
+        await self._counters.release(self.KEY)

@@ -10,9 +10,8 @@ the units served and gives the rest back.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import anyio
@@ -21,6 +20,7 @@ from openfish.config import Settings, TierSettings
 from openfish.errors import InsufficientCredits, RateLimited
 from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
+from openfish.store.counters import Counters
 from openfish.store.models import utcnow
 
 TTS_SURFACE = "tts_realtime"
@@ -29,29 +29,33 @@ SURFACES = (TTS_SURFACE, ASR_SURFACE)
 
 
 class SessionSlots:
-    """Open realtime sessions per account (in-process, like the request limiter)."""
+    """Open realtime sessions per account, counted through the shared counters."""
 
-    def __init__(self) -> None:
-        self._open: Counter[str] = Counter()
+    def __init__(self, counters: Counters) -> None:
+        self._counters = counters
 
-    @contextmanager
-    def hold(self, account_id: str, tier: TierSettings) -> Iterator[None]:
+    @asynccontextmanager
+    async def hold(self, account_id: str, tier: TierSettings) -> AsyncIterator[None]:
         """Count a session in for as long as the block runs, or raise RateLimited at the cap."""
-        if self._open[account_id] >= tier.max_realtime_sessions:
+        key = _sessions(account_id)
+        if not await self._counters.acquire(key, limit=tier.max_realtime_sessions):
             raise RateLimited(
                 f"at most {tier.max_realtime_sessions} realtime sessions at once on this tier", retry_after=5
             )
-        self._open[account_id] += 1
         try:
             yield
         finally:
-            self._open[account_id] -= 1
-            if self._open[account_id] <= 0:
-                del self._open[account_id]
+            # Shielded: a cancelled session (client gone, server stopping) must still give its slot back.
+            with anyio.CancelScope(shield=True):
+                await self._counters.release(key)
 
-    def open_sessions(self, account_id: str) -> int:
+    async def open_sessions(self, account_id: str) -> int:
         """Sessions of the account now open."""
-        return self._open[account_id]
+        return await self._counters.held(_sessions(account_id))
+
+
+def _sessions(account_id: str) -> str:
+    return f"realtime-sessions:{account_id}"
 
 
 class CreditMeter:
