@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 
 from bench.server import free_port, start_server
-from openfish.app import build_services
 from openfish.config import Settings
+from openfish.container import build_services
 
 REQUESTS = 400
 CONCURRENCY = 8

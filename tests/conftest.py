@@ -14,10 +14,10 @@ import uvicorn
 from bench.server import free_port
 from fastapi import FastAPI
 
-from openfish.api.deps import Services
 from openfish.api.sockets import websocket_options
 from openfish.app import create_app
 from openfish.config import Settings
+from openfish.container import Services
 from openfish.engines.registry import EngineRegistry, build_engines
 
 

@@ -12,12 +12,12 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from openfish.api.deps import Services
 from openfish.api.sockets import websocket_options
-from openfish.app import build_services, create_app, run_background
+from openfish.app import create_app
 from openfish.cli_transcribe import transcribe
 from openfish.cli_tts import tts
 from openfish.config import Settings
+from openfish.container import Services, build_services
 from openfish.errors import OpenfishError
 from openfish.logs import configure_logging, log_config
 from openfish.services.accounts import IssuedToken
@@ -122,16 +122,13 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await services.db.migrate()
-        await services.signer.load()  # the same key as `openfish serve`, so its job result URLs verify
-        services.pool.start()
+        # The same start and stop as `openfish serve`, as a worker: every model, all background work.
+        await services.start(worker=True)
         try:
-            await services.pool.submit(services.engines.load_all)
             console.print(f"openfish worker {services.job_worker.name} running")
-            await run_background(services, stop, worker=True)
+            await stop.wait()
         finally:
-            services.pool.stop()
-            await services.db.dispose()
+            await services.stop()
 
     asyncio.run(run())
 

@@ -139,7 +139,10 @@ class JobSettings(BaseModel):
 
     max_attempts: int = Field(default=3, ge=1, le=20)
     lease_seconds: float = Field(default=30.0, ge=2.0)
-    embedded_worker: bool = Field(default=True, description="Run a worker inside `openfish serve`.")
+    embedded_worker: bool = Field(
+        default=True,
+        description="Run background work (jobs, webhook deliveries, maintenance) inside `openfish serve`.",
+    )
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
 

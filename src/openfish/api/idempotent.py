@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Header
 from fastapi.responses import JSONResponse
 
-from openfish.api.deps import Services
+from openfish.container import Services
 
 IdempotencyKey = Annotated[
     str | None,

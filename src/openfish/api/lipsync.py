@@ -16,10 +16,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfish.api.bodies import body_schema, read_model
-from openfish.api.deps import CurrentAccount, Services, ServicesDep
+from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.downloads import blob_response
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
+from openfish.container import Services
 from openfish.errors import ErrorBody, NotFound
 from openfish.services.idempotency import request_fingerprint
 from openfish.services.lipsync import AREA

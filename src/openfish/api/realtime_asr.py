@@ -15,9 +15,9 @@ from fastapi import APIRouter, WebSocket
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
 from openfish.api.bodies import WholeNumber, validate_model
-from openfish.api.deps import Services
 from openfish.api.schema import SocketDoc
 from openfish.api.sockets import Message, RealtimeSocket, serve_socket
+from openfish.container import Services
 from openfish.errors import Conflict, InsufficientCredits, InvalidRequest, OpenfishError
 from openfish.services.accounts import Principal
 from openfish.services.live_asr import FinalTranscript, LiveEvent

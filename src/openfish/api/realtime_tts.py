@@ -17,10 +17,10 @@ from fastapi import APIRouter, WebSocket
 from pydantic import Field, model_validator
 
 from openfish.api.bodies import validate_model
-from openfish.api.deps import Services
 from openfish.api.schema import SocketDoc
 from openfish.api.sockets import Message, RealtimeSocket, serve_socket
 from openfish.api.tts import TtsBody
+from openfish.container import Services
 from openfish.errors import Conflict, InvalidRequest, OpenfishError
 from openfish.services.accounts import Principal
 from openfish.services.live_tts import LiveSpeech

@@ -21,8 +21,8 @@ import msgpack
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openfish.api.bodies import load_json, unpack_map
-from openfish.api.deps import Services
 from openfish.config import Settings
+from openfish.container import Services
 from openfish.errors import (
     Forbidden,
     InternalError,

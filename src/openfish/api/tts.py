@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from starlette.background import BackgroundTask
 
 from openfish.api.bodies import body_schema, read_model
-from openfish.api.deps import CurrentAccount, Services, ServicesDep
+from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
+from openfish.container import Services
 from openfish.middleware import request_id_of
 from openfish.services.speech import TtsRequest
 

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from openfish.api.bodies import body_schema, read_model
-from openfish.api.deps import CurrentAccount, Services, ServicesDep
+from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.api.tts import TtsBody
+from openfish.container import Services
 from openfish.services.idempotency import request_fingerprint
 from openfish.store.models import Job
 

@@ -14,9 +14,10 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from openfish.api.deps import CurrentAccount, Services, ServicesDep
+from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
+from openfish.container import Services
 from openfish.errors import InvalidRequest
 from openfish.services.idempotency import request_fingerprint
 from openfish.services.voice_uploads import Upload, check_uploads

@@ -1,0 +1,236 @@
+"""The composition root: every service of one process, built once from the settings
+(:func:`build_services`), brought up and down by :meth:`Services.start` / :meth:`Services.stop` — the
+same for ``openfish serve`` (through the app's lifespan) and ``openfish worker``.
+
+Nothing is built at import time, and nothing outside this module builds services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+
+from openfish.config import Settings
+from openfish.engines.registry import EngineRegistry, build_engines
+from openfish.jobs.queue import JobQueue
+from openfish.jobs.sql_queue import SqlJobQueue
+from openfish.jobs.worker import JobWorker
+from openfish.services.accounts import AccountService
+from openfish.services.billing import BillingService
+from openfish.services.files import FileService
+from openfish.services.idempotency import IdempotencyService
+from openfish.services.limits import RequestLimiter
+from openfish.services.lipsync import LipSyncService
+from openfish.services.media_fetch import MediaFetcher
+from openfish.services.media_inputs import MediaInputs
+from openfish.services.readiness import Readiness
+from openfish.services.realtime import SessionSlots, release_abandoned
+from openfish.services.realtime_asr import LiveListeningFactory
+from openfish.services.retention import sweep
+from openfish.services.signing import UrlSigner
+from openfish.services.speech import SpeechPlanner
+from openfish.services.synthesis import SynthesisService
+from openfish.services.transcription import TranscriptionService
+from openfish.services.tts_jobs import TtsJobService
+from openfish.services.usage import UsageService
+from openfish.services.voice_processing import VoiceProcessor
+from openfish.services.voices import VoiceService
+from openfish.services.webhook_delivery import WebhookService
+from openfish.services.workers import WorkerPool
+from openfish.store.blobs import BlobStore
+from openfish.store.counters import MemoryCounters
+from openfish.store.database import Database
+from openfish.store.local_blobs import LocalBlobStore
+from openfish.store.models import utcnow
+
+MAINTENANCE_SECONDS = 600.0
+logger = logging.getLogger("openfish.maintenance")
+
+
+@dataclass
+class Services:
+    """The service objects one app is built with (``app.state.services``)."""
+
+    settings: Settings
+    db: Database
+    accounts: AccountService
+    billing: BillingService
+    usage: UsageService
+    limiter: RequestLimiter
+    readiness: Readiness
+    engines: EngineRegistry
+    synthesis: SynthesisService
+    pool: WorkerPool
+    blobs: BlobStore
+    voices: VoiceService
+    voice_processor: VoiceProcessor
+    jobs: JobQueue
+    tts_jobs: TtsJobService
+    idempotency: IdempotencyService
+    webhooks: WebhookService
+    job_worker: JobWorker
+    files: FileService
+    media_fetcher: MediaFetcher
+    transcription: TranscriptionService
+    realtime_slots: SessionSlots
+    live_listening: LiveListeningFactory
+    lipsync: LipSyncService
+
+    signer: UrlSigner
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _background: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    def job_worker_wake(self) -> None:
+        """Tell the embedded worker a job was queued (a separate worker finds it by polling)."""
+        self.job_worker.wake()
+
+    async def start(self, *, worker: bool) -> None:
+        """Bring the graph up: migrate, load the signing key, start the pool, load models, and start
+        the background work this process does.
+
+        ``worker=False`` is an API node (``openfish serve``): models load per their preload
+        settings, and background work (jobs, voice analysis, webhook deliveries, maintenance) runs
+        only with ``jobs.embedded_worker``. ``worker=True`` is ``openfish worker``: every model
+        loads and every kind of background work runs.
+        """
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.db.migrate()
+        await self.signer.load()
+        self.pool.start()
+        if worker:
+            await self.pool.submit(self.engines.load_all)
+        else:
+            if settings.tts.preload and settings.surfaces.tts:
+                await self.pool.submit(self.engines.load_speech)
+            if settings.asr.preload and settings.surfaces.asr:
+                await self.pool.submit(self.engines.load_transcribers)
+        if not worker and settings.surfaces.voices:
+            # Voice analysis still runs in the API process that accepted the voice (it is not a
+            # job kind yet, so `openfish worker` cannot take it): pick up what a restart interrupted.
+            await self.voice_processor.resume()
+        if worker or settings.jobs.embedded_worker:
+            runs_jobs = worker or settings.surfaces.tts or settings.surfaces.lipsync
+            self._stop.clear()
+            self._background = asyncio.create_task(_background_work(self, self._stop, jobs=runs_jobs))
+
+    async def stop(self) -> None:
+        """Stop the background work (running jobs go back to the queue) and release everything."""
+        self._stop.set()
+        if self._background is not None:
+            await self._background
+            self._background = None
+        await self.voice_processor.stop()
+        self.pool.stop()
+        await self.db.dispose()
+
+
+def build_services(settings: Settings, engines: EngineRegistry | None = None) -> Services:
+    """The service graph for one server (or one CLI invocation).
+
+    ``engines`` lets several apps in one process (tests, benchmarks) share loaded models.
+    """
+    db = Database(
+        settings.database_url,
+        echo=settings.database.echo,
+        sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
+    )
+    billing = BillingService(db, settings)
+    engines = engines or build_engines(settings)
+    # Rate, concurrency and session counts; a scale-out deployment swaps in a shared implementation.
+    counters = MemoryCounters()
+    pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
+    planner = SpeechPlanner(engines, settings)
+    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    voices = VoiceService(db, settings, billing, engines, blobs, pool)
+    processor = VoiceProcessor(db, settings, billing, engines, blobs, pool, voices)
+    synthesis = SynthesisService(planner, billing, settings, pool, blobs, processor.conversion_for)
+    # One key for every node on this database (or the configured one); the per-node file of earlier
+    # versions only seeds the database's key, so URLs signed before the move stay valid.
+    signer = UrlSigner(db, key=settings.signing_key_bytes, legacy_file=settings.data_dir / "secret.key")
+    queue = SqlJobQueue(db)
+    webhooks = WebhookService(db, settings)
+    tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
+    files = FileService(blobs, pool)
+    media_fetcher = MediaFetcher(settings)
+    media = MediaInputs(files, signer, blobs, pool, settings.own_base_urls, media_fetcher)
+    transcription = TranscriptionService(settings, billing, engines, pool, media)
+    lipsync = LipSyncService(db, settings, billing, queue, engines, media, blobs, pool, webhooks, signer)
+    services = Services(
+        settings=settings,
+        db=db,
+        accounts=AccountService(db, settings, billing),
+        billing=billing,
+        usage=UsageService(db),
+        limiter=RequestLimiter(counters),
+        readiness=Readiness(),
+        engines=engines,
+        synthesis=synthesis,
+        pool=pool,
+        blobs=blobs,
+        voices=voices,
+        voice_processor=processor,
+        signer=signer,
+        jobs=queue,
+        tts_jobs=tts_jobs,
+        idempotency=IdempotencyService(db, settings),
+        webhooks=webhooks,
+        files=files,
+        transcription=transcription,
+        lipsync=lipsync,
+        media_fetcher=media_fetcher,
+        realtime_slots=SessionSlots(counters),
+        live_listening=LiveListeningFactory(settings, engines, pool, billing, transcription),
+        job_worker=JobWorker(
+            db,
+            queue,
+            {"tts": tts_jobs.run, "lipsync": lipsync.run},
+            {"tts": tts_jobs.settle, "lipsync": lipsync.settle},
+            concurrency=settings.jobs.worker_concurrency,
+            lease_seconds=settings.jobs.lease_seconds,
+        ),
+    )
+    services.readiness.add("database", db.ping)
+    if settings.tts.preload:
+        # With lazy loading a model comes in on first use, so an unloaded engine is not "unready".
+        services.readiness.add("engines", lambda: _engines_loaded(engines))
+    return services
+
+
+async def _background_work(services: Services, stop: asyncio.Event, *, jobs: bool) -> None:
+    """A process's background loops until ``stop``: webhook deliveries, maintenance (expired
+    idempotency keys, holds of dead sessions, retention) and, with ``jobs``, the job worker."""
+    loops = [services.webhooks.run(stop), _maintenance(services, stop)]
+    if jobs:
+        loops.append(services.job_worker.run(stop))
+    services.lipsync.start()
+    try:
+        await asyncio.gather(*loops)
+    finally:
+        services.lipsync.stop()
+        await services.webhooks.aclose()
+        await services.media_fetcher.aclose()
+
+
+async def _maintenance(services: Services, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await services.idempotency.purge_expired()
+        await release_abandoned(services.billing, services.settings)
+        swept = await services.pool.submit(lambda: sweep(services.blobs, services.settings, utcnow()))
+        if swept.stored_audio or swept.job_results or swept.scratch:
+            logger.info("retention: deleted %s", swept)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
+
+
+async def _engines_loaded(engines: EngineRegistry) -> None:
+    waiting = [engine.name for engine in engines.speech_engines() if not engine.loaded]
+    if waiting:
+        raise EngineNotLoaded(", ".join(waiting))
+
+
+class EngineNotLoaded(RuntimeError):
+    """Readiness: an engine's model is not in memory yet."""
