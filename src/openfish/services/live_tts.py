@@ -19,14 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from openfish.audio.effects import TempoPitch
-from openfish.audio.encode import apply_gain_db, make_encoder
 from openfish.config import RealtimeSettings
 from openfish.engines.base import EngineError
 from openfish.errors import EngineUnavailable, InvalidRequest, OpenfishError
 from openfish.services.realtime import CreditMeter
+from openfish.services.render import Renderer
 from openfish.services.speech import SynthesisPlan
-from openfish.services.synthesis import converted
 from openfish.services.text_split import LiveTextBuffer, is_speakable
 from openfish.services.workers import WorkerPool
 
@@ -45,41 +43,6 @@ class _Mark:
 
 class _End:
     """The last item: flush the tempo filter and the encoder."""
-
-
-class _Renderer:
-    """The stream's stateful audio chain; called from the pool, one call at a time."""
-
-    def __init__(self, plan: SynthesisPlan) -> None:
-        self._plan = plan
-        self._encoder = make_encoder(plan.format, plan.engine.sample_rate)
-        self._shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
-        self._started = False
-
-    @property
-    def content_type(self) -> str:
-        return self._encoder.content_type
-
-    def piece(self, text: str) -> tuple[bytes, int]:
-        """Encoded audio of ``text`` and its length in samples."""
-        plan = self._plan
-        parts = [self._header()]
-        samples = 0
-        for audio in plan.engine.synthesize(text, plan.options):
-            shaped = apply_gain_db(self._shaper.process(converted(plan, audio)), plan.gain_db)
-            samples += shaped.size
-            parts.append(self._encoder.encode(shaped))
-        return b"".join(parts), samples
-
-    def finish(self) -> bytes:
-        tail = apply_gain_db(self._shaper.flush(), self._plan.gain_db)
-        return self._header() + self._encoder.encode(tail) + self._encoder.finish()
-
-    def _header(self) -> bytes:
-        if self._started:
-            return b""
-        self._started = True
-        return self._encoder.header()
 
 
 class LiveSpeech:
@@ -103,7 +66,7 @@ class LiveSpeech:
         self._price = credits_per_character
         self._send = send
         self._on_failure = on_failure
-        self._renderer = _Renderer(plan)
+        self._renderer = Renderer(plan)
         self._text = LiveTextBuffer()
         self._queue: asyncio.Queue[str | _Mark | _End] = asyncio.Queue()
         self._queued = 0  # characters of pieces queued and not yet sent
@@ -116,7 +79,7 @@ class LiveSpeech:
     @property
     def content_type(self) -> str:
         """The Content-Type of the stream's audio (``audio/pcm;rate=22050`` and the like)."""
-        return self._renderer.content_type
+        return self._renderer.encoder.content_type
 
     @property
     def busy(self) -> bool:
@@ -172,7 +135,7 @@ class LiveSpeech:
             while True:
                 item = await self._queue.get()
                 if isinstance(item, _End):
-                    await self._send(await self._pool.submit(self._renderer.finish))
+                    await self._send((await self._pool.submit(self._renderer.finish))[0])
                     return True
                 if isinstance(item, _Mark):
                     await item.then()

@@ -13,14 +13,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
-import numpy as np
-
-from openfish.audio.effects import TempoPitch
-from openfish.audio.encode import StreamEncoder, apply_gain_db, encode_complete, make_encoder
 from openfish.config import Settings
-from openfish.engines.base import Audio, EngineError
 from openfish.errors import EngineUnavailable, Unprocessable
 from openfish.services.billing import BillingService, ChargeResult
+from openfish.services.render import NoAudio, Renderer, render_whole
 from openfish.services.speech import Conversion, SpeechPlanner, SynthesisPlan, TtsRequest
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
@@ -31,10 +27,6 @@ STORED_AREA = "tts"
 JOB_AREA = "jobs"
 
 
-class NoAudio(EngineError):
-    """The engine made no samples at all for a plan's text: never an answer to send or store."""
-
-
 def stored_audio_key(name: str) -> str:
     """The blob key of audio served at ``/api/open/v1/audio/<name>``: job output is named after its
     job (``job_…``), ``cache=true`` audio after its content hash."""
@@ -43,14 +35,6 @@ def stored_audio_key(name: str) -> str:
 
 #: Finds the made voice behind a voice id: (base voice id, conversion), or None for built-ins.
 ConversionResolver = Callable[[str, str], Awaitable[tuple[str, Conversion] | None]]
-
-
-def converted(plan: SynthesisPlan, audio: Audio) -> Audio:
-    """``audio`` of the plan's base voice in the plan's made voice (unchanged for built-in voices)."""
-    conversion = plan.conversion
-    if conversion is None:
-        return audio
-    return conversion.converter.convert(audio, plan.engine.sample_rate, conversion.source, conversion.target)
 
 
 @dataclass(frozen=True)
@@ -123,15 +107,15 @@ class SynthesisService:
         plan = await self.plan(account_id, request)
         if self._active >= self._settings.tts.max_streams:
             raise EngineUnavailable("All synthesis workers are busy; retry shortly.", retry_after=1)
-        encoder = make_encoder(plan.format, plan.engine.sample_rate)
+        renderer = Renderer(plan)
         hold = await self._billing.hold(
             account_id, plan.credits, reference=reference, surface=SURFACE, units=plan.characters
         )
         return SpeechStream(
             plan=plan,
-            content_type=encoder.content_type,
+            content_type=renderer.encoder.content_type,
             hold=hold,
-            body=self._produce(plan, encoder, reference),
+            body=self._produce(plan, renderer, reference),
         )
 
     async def render(self, account_id: str, request: TtsRequest, reference: str) -> StoredSpeech:
@@ -174,20 +158,7 @@ class SynthesisService:
 
     async def render_audio(self, plan: SynthesisPlan) -> bytes:
         """The whole audio of ``plan``, encoded, made in the worker pool (no billing here)."""
-        return await self._pool.submit(lambda: self._render_whole(plan))
-
-    def _render_whole(self, plan: SynthesisPlan) -> bytes:
-        shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
-        parts = [
-            shaper.process(converted(plan, audio))
-            for piece in plan.pieces
-            for audio in plan.engine.synthesize(piece, plan.options)
-        ]
-        parts.append(shaper.flush())
-        samples = apply_gain_db(np.concatenate(parts), plan.gain_db)
-        if samples.size == 0:
-            raise NoAudio(f"{plan.engine.name} made no audio for this text")
-        return encode_complete(samples, plan.format, plan.engine.sample_rate)
+        return await self._pool.submit(lambda: render_whole(plan))
 
     async def plan(self, account_id: str, request: TtsRequest) -> SynthesisPlan:
         """Everything about a request decided and checked (voice access included); nothing made yet."""
@@ -215,17 +186,15 @@ class SynthesisService:
         """Release the hold if its stream never finished (idempotent; safe after capture)."""
         await self._billing.settle(reference, succeeded=False)
 
-    async def _produce(
-        self, plan: SynthesisPlan, encoder: StreamEncoder, reference: str
-    ) -> AsyncIterator[bytes]:
+    async def _produce(self, plan: SynthesisPlan, renderer: Renderer, reference: str) -> AsyncIterator[bytes]:
         completed = False
         self._active += 1
         try:
-            header = encoder.header()
+            header = renderer.header()
             if header:
                 yield header
             samples = 0
-            async for encoded, made in self._encoded_pieces(plan, encoder):
+            async for encoded, made in self._encoded_pieces(plan, renderer):
                 samples += made
                 if encoded:
                     yield encoded
@@ -238,26 +207,21 @@ class SynthesisService:
             await self._billing.settle(reference, succeeded=completed)
 
     async def _encoded_pieces(
-        self, plan: SynthesisPlan, encoder: StreamEncoder
+        self, plan: SynthesisPlan, renderer: Renderer
     ) -> AsyncIterator[tuple[bytes, int]]:
-        """Each piece synthesized, shaped and encoded in the pool, with its sample count; the next
-        is queued while this one is sent, due when the listener will have played everything sent so
-        far. The last job also flushes the tempo filter and the encoder."""
-        shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
+        """Each piece rendered and encoded in the pool, with its sample count; the next is queued
+        while this one is sent, due when the listener will have played everything sent so far. The
+        last job also ends the stream (tempo filter and encoder flushed)."""
         rate = plan.engine.sample_rate
-
-        def shaped(audio: Audio) -> Audio:
-            return apply_gain_db(shaper.process(converted(plan, audio)), plan.gain_db)
+        last = len(plan.pieces) - 1
 
         def job(index: int) -> Callable[[], tuple[bytes, int]]:
             def run() -> tuple[bytes, int]:
-                chunks = [shaped(audio) for audio in plan.engine.synthesize(plan.pieces[index], plan.options)]
-                if index == len(plan.pieces) - 1:
-                    chunks.append(apply_gain_db(shaper.flush(), plan.gain_db))
-                parts = [encoder.encode(chunk) for chunk in chunks]
-                if index == len(plan.pieces) - 1:
-                    parts.append(encoder.finish())
-                return b"".join(parts), sum(chunk.size for chunk in chunks)
+                encoded, samples = renderer.piece(plan.pieces[index])
+                if index == last:
+                    end, tail = renderer.finish()
+                    return encoded + end, samples + tail
+                return encoded, samples
 
             return run
 
@@ -269,7 +233,7 @@ class SynthesisService:
                 encoded, samples = await (pending or self._pool.submit(job(index)))
                 audio_seconds += samples / rate
                 pending = None
-                if index + 1 < len(plan.pieces):
+                if index < last:
                     pending = self._pool.submit(job(index + 1), deadline=started + audio_seconds)
                 yield encoded, samples
         finally:
