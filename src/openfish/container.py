@@ -18,6 +18,7 @@ from openfish.engines.registry import EngineRegistry, build_engines
 from openfish.jobs.queue import JobQueue
 from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.jobs.worker import JobWorker
+from openfish.paths import SignedLinks
 from openfish.services.accounts import AccountService
 from openfish.services.billing import BillingService
 from openfish.services.files import FileService
@@ -153,12 +154,13 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     signer = UrlSigner(db, key=settings.signing_key_bytes, legacy_file=settings.data_dir / "secret.key")
     queue = SqlJobQueue(db)
     webhooks = WebhookService(db, settings)
-    tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, signer)
+    links = SignedLinks(settings.base_url, signer)
+    tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, links)
     files = FileService(blobs, pool)
     media_fetcher = MediaFetcher(settings)
     media = MediaInputs(files, signer, blobs, pool, settings.own_base_urls, media_fetcher)
     transcription = TranscriptionService(settings, billing, engines, pool, media)
-    lipsync = LipSyncService(db, settings, billing, queue, engines, media, blobs, pool, webhooks, signer)
+    lipsync = LipSyncService(db, settings, billing, queue, engines, media, blobs, pool, webhooks, links)
     services = Services(
         settings=settings,
         db=db,

@@ -15,9 +15,10 @@ from fastapi.responses import Response, StreamingResponse
 from openfish.api.deps import ServicesDep
 from openfish.api.downloads import blob_response
 from openfish.errors import ErrorBody, NotFound
+from openfish.paths import STORED_AUDIO
 from openfish.services.synthesis import stored_audio_key
 
-router = APIRouter(prefix="/api/open/v1", tags=["tts"])
+router = APIRouter(prefix=STORED_AUDIO, tags=["tts"])
 
 # Stored TTS audio is named by content hash; job audio by job id.
 _NAME = re.compile(r"^(?:[0-9a-f]{64}|job_[0-9a-f]{32})_(\d{4,6})\.(mp3|wav|pcm|opus)$")
@@ -37,7 +38,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/audio/{name}", response_class=StreamingResponse, responses=_RESPONSES)
+@router.get("/{name}", response_class=StreamingResponse, responses=_RESPONSES)
 async def stored_audio(
     name: str,
     request: Request,

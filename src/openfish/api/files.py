@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
+from openfish.paths import UPLOADS
 
-router = APIRouter(prefix="/api/open/v1", tags=["files"])
+router = APIRouter(prefix=UPLOADS, tags=["files"])
 
 
 class FileOut(BaseModel):
@@ -21,7 +22,7 @@ class FileOut(BaseModel):
     size: int
 
 
-@router.post("/files", status_code=201, response_model=FileOut, responses=error_responses())
+@router.post("", status_code=201, response_model=FileOut, responses=error_responses())
 async def upload(
     request: Request, principal: CurrentAccount, services: ServicesDep, file: Annotated[UploadFile, File()]
 ) -> FileOut:
@@ -31,7 +32,7 @@ async def upload(
 
 
 @router.get(
-    "/files/{file_id}",
+    "/{file_id}",
     responses={200: {"content": {"application/octet-stream": {}}}, **error_responses(404)},
 )
 async def download(file_id: str, principal: CurrentAccount, services: ServicesDep) -> Response:
@@ -40,7 +41,7 @@ async def download(file_id: str, principal: CurrentAccount, services: ServicesDe
     return Response(data, media_type="application/octet-stream")
 
 
-@router.delete("/files/{file_id}", status_code=204, responses=error_responses(404))
+@router.delete("/{file_id}", status_code=204, responses=error_responses(404))
 async def remove(file_id: str, principal: CurrentAccount, services: ServicesDep) -> Response:
     """Delete the account's file."""
     await services.files.delete(principal.account_id, file_id)

@@ -22,6 +22,7 @@ from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.container import Services
 from openfish.errors import ErrorBody, NotFound
+from openfish.paths import LIPSYNC_RESULTS
 from openfish.services.idempotency import request_fingerprint
 from openfish.services.lipsync import AREA
 from openfish.store.models import Job
@@ -180,7 +181,7 @@ async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep)
 
 
 @router.get(
-    "/results/{name}",
+    LIPSYNC_RESULTS.removeprefix(router.prefix) + "/{name}",
     response_class=StreamingResponse,
     responses={
         200: {

@@ -27,10 +27,10 @@ from openfish.engines.registry import EngineRegistry
 from openfish.errors import EngineUnavailable, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 from openfish.jobs.queue import SUCCEEDED, JobPage, JobQueue
 from openfish.jobs.worker import JobFailed
+from openfish.paths import SignedLinks
 from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
 from openfish.services.media_inputs import MediaInputs
-from openfish.services.signing import UrlSigner
 from openfish.services.tts_jobs import hold_reference
 from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
@@ -70,7 +70,7 @@ class LipSyncService:
         blobs: BlobStore,
         pool: WorkerPool,
         webhooks: WebhookService,
-        signer: UrlSigner,
+        links: SignedLinks,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -82,7 +82,7 @@ class LipSyncService:
         self._blobs = blobs
         self._pool = pool
         self._webhooks = webhooks
-        self._signer = signer
+        self._links = links
         # Renders take seconds to minutes: they get their own threads, so TTS and realtime work
         # in the shared pool never waits behind them.
         self._renders = WorkerPool(settings.lipsync.workers, name="openfish-lipsync")
@@ -231,9 +231,7 @@ class LipSyncService:
 
     def result_url(self, name: str) -> str:
         """An absolute signed URL of a job's video."""
-        expires, signature = self._signer.sign(name, self._settings.lipsync.result_url_ttl_seconds)
-        base = self._settings.base_url
-        return f"{base}/api/open/v1/media/lip-sync/results/{name}?expires={expires}&sig={signature}"
+        return self._links.lipsync_result(name, self._settings.lipsync.result_url_ttl_seconds)[0]
 
     async def settle(
         self, job: Job, status: str, result: dict[str, Any] | None, error: str | None, session: AsyncSession

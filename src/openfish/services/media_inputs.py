@@ -13,14 +13,15 @@ from typing import Protocol
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from openfish.errors import InvalidRequest, NotFound, PayloadTooLarge
+from openfish.paths import STORED_AUDIO, UPLOADS
 from openfish.services.files import FileService
 from openfish.services.signing import UrlSigner
 from openfish.services.synthesis import stored_audio_key
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 
-AUDIO_PATH = "/api/open/v1/audio/"
-FILES_PATH = "/api/open/v1/files/"
+AUDIO_PATH = f"{STORED_AUDIO}/"
+FILES_PATH = f"{UPLOADS}/"
 
 
 class Fetched(Protocol):

@@ -13,9 +13,9 @@ from openfish.engines.base import EngineError
 from openfish.errors import Conflict, NotFound, OpenfishError
 from openfish.jobs.queue import SUCCEEDED, JobPage, JobQueue
 from openfish.jobs.worker import JobFailed
+from openfish.paths import SignedLinks
 from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
-from openfish.services.signing import UrlSigner
 from openfish.services.speech import TtsRequest
 from openfish.services.synthesis import JOB_AREA, SynthesisService
 from openfish.services.webhook_delivery import WebhookService
@@ -50,9 +50,9 @@ class TtsJobService:
         blobs: BlobStore,
         pool: WorkerPool,
         webhooks: WebhookService,
-        signer: UrlSigner,
+        links: SignedLinks,
     ) -> None:
-        self._signer = signer
+        self._links = links
         self._db = db
         self._settings = settings
         self._billing = billing
@@ -122,11 +122,7 @@ class TtsJobService:
 
     def audio_url(self, name: str) -> tuple[str, int]:
         """An absolute signed URL of a job's audio and when it expires."""
-        expires, signature = self._signer.sign(name, self._settings.tts.stored_url_ttl_seconds)
-        return (
-            f"{self._settings.base_url}/api/open/v1/audio/{name}?expires={expires}&sig={signature}",
-            expires,
-        )
+        return self._links.stored_audio(name, self._settings.tts.stored_url_ttl_seconds)
 
     async def settle(
         self, job: Job, status: str, result: dict[str, Any] | None, error: str | None, session: AsyncSession

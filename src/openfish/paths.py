@@ -1,0 +1,39 @@
+"""The map of public URL paths that are built outside their own route: downloads that services
+link to (job results, stored audio, uploads) and recognise again when a client hands them back as
+media URLs. Routes declare their paths from these constants, so a path is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openfish.services.signing import UrlSigner
+
+#: Base path of the v1 API.
+V1 = "/api/open/v1"
+#: Stored TTS audio (``cache=true`` and job results), behind signed URLs: ``{STORED_AUDIO}/<name>``.
+STORED_AUDIO = f"{V1}/audio"
+#: An account's uploads: ``{UPLOADS}/<file id>``.
+UPLOADS = f"{V1}/files"
+#: Lip-sync result videos, behind signed URLs: ``{LIPSYNC_RESULTS}/<name>``.
+LIPSYNC_RESULTS = f"{V1}/media/lip-sync/results"
+
+
+@dataclass(frozen=True)
+class SignedLinks:
+    """Absolute signed links to downloads, for results made outside a request (jobs, webhooks)."""
+
+    base_url: str
+    signer: UrlSigner
+
+    def stored_audio(self, name: str, ttl_seconds: int) -> tuple[str, int]:
+        """The link to stored audio ``name`` and when it expires (Unix seconds)."""
+        return self._signed(STORED_AUDIO, name, ttl_seconds)
+
+    def lipsync_result(self, name: str, ttl_seconds: int) -> tuple[str, int]:
+        """The link to lip-sync video ``name`` and when it expires (Unix seconds)."""
+        return self._signed(LIPSYNC_RESULTS, name, ttl_seconds)
+
+    def _signed(self, path: str, name: str, ttl_seconds: int) -> tuple[str, int]:
+        expires, signature = self.signer.sign(name, ttl_seconds)
+        return f"{self.base_url}{path}/{name}?expires={expires}&sig={signature}", expires
