@@ -16,7 +16,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
 from openfish.api.bodies import WholeNumber, validate_model
 from openfish.api.schema import SocketDoc
-from openfish.api.sockets import Message, RealtimeSocket, serve_socket
+from openfish.api.sockets import Conversation, Message, RealtimeSocket, serve_socket
 from openfish.container import Services
 from openfish.errors import Conflict, InsufficientCredits, InvalidRequest, OpenfishError
 from openfish.services.accounts import Principal
@@ -42,32 +42,19 @@ class LiveAsrStart(BaseModel):
     words: StrictBool = Field(default=False, description="Word timestamps in each final.")
 
 
-class AsrConversation:
+class AsrConversation(Conversation):
     """One realtime ASR socket: streams one after another."""
 
     def __init__(self, socket: RealtimeSocket, principal: Principal, services: Services) -> None:
-        self._socket = socket
-        self._principal = principal
-        self._services = services
+        super().__init__(socket, principal, services)
         self._stream: LiveListening | None = None
 
-    async def run(self) -> None:
-        """Serve messages until the client leaves or the socket times out."""
-        try:
-            while True:
-                try:
-                    await self._handle(await self._socket.receive())
-                except OpenfishError as error:
-                    if error.ws_close is not None:
-                        raise
-                    await self._socket.send_error(error)
-                    # Bad messages leave the stream as it was; running out of credits ends it.
-                    if isinstance(error, InsufficientCredits):
-                        await self._end("error")
-        finally:
-            await self._abandon()
+    async def _after_error(self, error: OpenfishError) -> None:
+        # Bad messages leave the stream as it was; running out of credits ends it.
+        if isinstance(error, InsufficientCredits):
+            await self._end("error")
 
-    async def _handle(self, message: Message) -> None:
+    async def _handle(self, message: Message) -> bool:
         if message.event is None or message.event == "audio":
             await self._audio(message)
         elif message.event == "start":
@@ -79,6 +66,7 @@ class AsrConversation:
             await self._end("stop")
         else:
             raise InvalidRequest(f"unknown event {message.event!r}; expected start, audio or stop")
+        return False
 
     async def _start(self, message: Message) -> None:
         if self._stream is not None:

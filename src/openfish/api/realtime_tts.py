@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from openfish.api.bodies import validate_model
 from openfish.api.schema import SocketDoc
-from openfish.api.sockets import Message, RealtimeSocket, serve_socket
+from openfish.api.sockets import Conversation, Message, RealtimeSocket, serve_socket
 from openfish.api.tts import TtsBody
 from openfish.container import Services
 from openfish.errors import Conflict, InvalidRequest, OpenfishError
@@ -59,31 +59,17 @@ class _Stream:
         self.sequence = 0
 
 
-class TtsConversation:
+class TtsConversation(Conversation):
     """One realtime TTS socket: streams one after another, events in and out."""
 
     def __init__(self, socket: RealtimeSocket, principal: Principal, services: Services) -> None:
-        self._socket = socket
-        self._principal = principal
-        self._services = services
+        super().__init__(socket, principal, services)
         self._stream: _Stream | None = None
         self._legacy = socket.legacy
 
-    async def run(self) -> None:
-        """Serve events until the client stops (legacy), leaves, or the socket times out."""
-        try:
-            if self._legacy:
-                await self._socket.send_event("connected", requestId=self._socket.request_id)
-            while True:
-                try:
-                    if await self._handle(await self._socket.receive(busy=self._busy)):
-                        return
-                except OpenfishError as error:
-                    if error.ws_close is not None:
-                        raise
-                    await self._socket.send_error(error)
-        finally:
-            await self._abandon()
+    async def _greet(self) -> None:
+        if self._legacy:
+            await self._socket.send_event("connected", requestId=self._socket.request_id)
 
     def _busy(self) -> bool:
         return self._stream is not None and self._stream.speech.busy

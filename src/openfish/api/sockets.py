@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 import msgpack
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -164,12 +165,49 @@ def websocket_options(settings: Settings) -> dict[str, Any]:
     return {"ws": "websockets-sansio", "ws_max_size": 2 * settings.realtime.max_message_bytes}
 
 
-class Conversation(Protocol):
-    """What runs on an accepted, authenticated and admitted socket."""
+class Conversation(ABC):
+    """What runs on an accepted, authenticated and admitted socket: the loop every realtime
+    conversation shares — receive, handle, answer a correctable mistake with an error event and go
+    on, raise one that ends the socket — and, however it ends, abandon what is still open."""
+
+    def __init__(self, socket: RealtimeSocket, principal: Principal, services: Services) -> None:
+        self._socket = socket
+        self._principal = principal
+        self._services = services
 
     async def run(self) -> None:
         """Serve the client until it leaves (or the conversation ends); raise to close with an error."""
-        ...
+        try:
+            await self._greet()
+            while True:
+                try:
+                    if await self._handle(await self._socket.receive(busy=self._busy)):
+                        return
+                except OpenfishError as error:
+                    if error.ws_close is not None:
+                        raise
+                    await self._socket.send_error(error)
+                    await self._after_error(error)
+        finally:
+            await self._abandon()
+
+    async def _greet(self) -> None:  # noqa: B027 (an optional hook, empty by design)
+        """Events sent before the first message is read (none by default)."""
+
+    def _busy(self) -> bool:
+        """Whether the server is still working for the client (an idle socket is then kept)."""
+        return False
+
+    @abstractmethod
+    async def _handle(self, message: Message) -> bool:
+        """Act on one message; True when the conversation is over."""
+
+    async def _after_error(self, error: OpenfishError) -> None:  # noqa: B027 (an optional hook)
+        """What an error that keeps the socket open does to the conversation (nothing by default)."""
+
+    @abstractmethod
+    async def _abandon(self) -> None:
+        """Stop whatever is still open, settling its credits (the client left, or the socket ends)."""
 
 
 #: Builds the conversation of one socket (the conversation classes themselves).
