@@ -81,7 +81,7 @@ class Services:
     lipsync: LipSyncService
 
     signer: UrlSigner
-    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _stop: asyncio.Event | None = field(default=None, init=False, repr=False)
     _background: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def job_worker_wake(self) -> None:
@@ -115,12 +115,15 @@ class Services:
             await self.voice_processor.resume()
         if worker or settings.jobs.embedded_worker:
             runs_jobs = worker or settings.surfaces.tts or settings.surfaces.lipsync
-            self._stop.clear()
+            # A new event per start: a start may run on another event loop than the last one did
+            # (tests run an app's lifespan more than once), and an event belongs to one loop.
+            self._stop = asyncio.Event()
             self._background = asyncio.create_task(_background_work(self, self._stop, jobs=runs_jobs))
 
     async def stop(self) -> None:
         """Stop the background work (running jobs go back to the queue) and release everything."""
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         if self._background is not None:
             await self._background
             self._background = None
