@@ -130,3 +130,18 @@ async def test_top_up_with_the_same_reference_adds_once(harness: Harness) -> Non
     assert await billing.top_up(caller.account_id, 10, reference="invoice-7") == 10
     with pytest.raises(NotFound):
         await billing.top_up("user_nobody", 10)
+
+
+async def test_metered_work_is_captured_on_success_and_released_on_failure(harness: Harness) -> None:
+    billing = harness.services.billing
+    account = await harness.services.accounts.create_account("metered", "pro", 100)
+    async with billing.metered(account.id, 30, reference="metered-ok", surface="tts", units=30) as hold:
+        assert hold.credits_used == 30
+        assert (await harness.services.accounts.get_account(account.id)).credits == 70  # held meanwhile
+    with pytest.raises(RuntimeError, match="engine fell over"):
+        async with billing.metered(account.id, 20, reference="metered-fails", surface="tts"):
+            raise RuntimeError("engine fell over")
+    assert (await harness.services.accounts.get_account(account.id)).credits == 70  # only the success paid
+    # Each hold was settled exactly once: a later capture or release is a no-op.
+    assert (await billing.release("metered-ok")).status == HOLD_CAPTURED
+    assert (await billing.capture("metered-fails")).status == HOLD_RELEASED

@@ -172,6 +172,21 @@ class BillingService:
             else:
                 await self.release(reference)
 
+    @asynccontextmanager
+    async def metered(
+        self, account_id: str, amount: int, *, reference: str, surface: str, units: int = 0
+    ) -> AsyncIterator[ChargeResult]:
+        """Hold ``amount`` for the work in the block, capture it when the block completes, release
+        it when the block raises or is cancelled: the one shape of every piece of synchronous paid
+        work (``async with billing.metered(...) as hold:``)."""
+        hold = await self.hold(account_id, amount, reference=reference, surface=surface, units=units)
+        succeeded = False
+        try:
+            yield hold
+            succeeded = True
+        finally:
+            await self.settle(reference, succeeded=succeeded)
+
     async def release_stale(self, surfaces: Collection[str], opened_before: datetime) -> int:
         """Release the open holds of ``surfaces`` opened before ``opened_before``: sessions whose
         process died before settling them. Returns how many were released."""

@@ -129,11 +129,9 @@ class SynthesisService:
         reused = await self._pool.submit(lambda: self._reuse(key))
         if not reused and self._active >= self._settings.tts.max_streams:
             raise EngineUnavailable("All synthesis workers are busy; retry shortly.", retry_after=1)
-        hold = await self._billing.hold(
+        async with self._billing.metered(
             account_id, plan.credits, reference=reference, surface=SURFACE, units=plan.characters
-        )
-        completed = False
-        try:
+        ) as hold:
             if not reused:
                 self._active += 1
                 try:
@@ -143,9 +141,6 @@ class SynthesisService:
                     raise Unprocessable(f"text: {exc}") from exc
                 finally:
                     self._active -= 1
-            completed = True
-        finally:
-            await self._billing.settle(reference, succeeded=completed)
         return StoredSpeech(plan=plan, name=name, hold=hold, reused=reused)
 
     def _reuse(self, key: str) -> bool:

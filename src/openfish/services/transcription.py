@@ -88,23 +88,18 @@ class TranscriptionService:
         except UndecodableAudio as exc:
             raise InvalidRequest(f"file: not audio that can be decoded ({exc})") from exc
         credits = math.ceil(decoded.duration_seconds) * rules.credits_per_second
-        charge = await self._billing.hold(
-            account_id,
-            credits,
-            reference=reference,
-            surface=SURFACE,
-            units=math.ceil(decoded.duration_seconds),
-        )
-        completed = False
-        try:
-            transcript = await self._pool.submit(
-                lambda: engine.transcribe(decoded.samples, decoded.sample_rate, language=wanted, words=words)
-            )
-            completed = True
-        except EngineError as exc:
-            raise EngineUnavailable(f"transcription failed: {exc}", retry_after=5) from exc
-        except ValueError as exc:
-            raise Unprocessable(f"the audio cannot be transcribed: {exc}") from exc
-        finally:
-            await self._billing.settle(reference, succeeded=completed)
+        seconds = math.ceil(decoded.duration_seconds)
+        async with self._billing.metered(
+            account_id, credits, reference=reference, surface=SURFACE, units=seconds
+        ) as charge:
+            try:
+                transcript = await self._pool.submit(
+                    lambda: engine.transcribe(
+                        decoded.samples, decoded.sample_rate, language=wanted, words=words
+                    )
+                )
+            except EngineError as exc:
+                raise EngineUnavailable(f"transcription failed: {exc}", retry_after=5) from exc
+            except ValueError as exc:
+                raise Unprocessable(f"the audio cannot be transcribed: {exc}") from exc
         return TranscriptionResult(transcript=transcript, credits=credits, charge=charge)
