@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from openfish.store.local_blobs import LocalBlobStore
 from tests.conftest import Harness
 
 BLOB_BACKENDS = ["local"]
+DATABASE_BACKENDS = ["sqlite"]
 QUEUE_BACKENDS = ["sql"]
 COUNTER_BACKENDS = ["memory"]
 #: Builds counters of one back-end reading time from the given clock.
@@ -48,3 +50,18 @@ def make_counters(request: pytest.FixtureRequest) -> CountersFactory:
     if request.param == "memory":
         return lambda clock: MemoryCounters(clock=clock)
     raise AssertionError(f"no builder for counters back-end {request.param!r}")  # pragma: no cover
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def database(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings overrides that put an app on each database back-end (none: the SQLite default)."""
+    if request.param == "sqlite":
+        return {}
+    raise AssertionError(f"no settings for database back-end {request.param!r}")  # pragma: no cover
+
+
+@pytest.fixture
+async def harness(harness_factory: Callable[..., Any], database: dict[str, Any]) -> Harness:
+    """In contract tests, the app (and so the ledger and the queue) on each database back-end."""
+    built: Harness = await harness_factory(**database)
+    return built

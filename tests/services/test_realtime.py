@@ -14,7 +14,7 @@ from openfish.services.realtime import TTS_SURFACE, CreditMeter, SessionSlots
 from openfish.store.counters import MemoryCounters
 from openfish.store.models import CreditHold, LedgerEntry, utcnow
 from tests.conftest import Harness
-from tests.services.test_billing import balance, ledger_sum
+from tests.contracts.test_ledger import balance, ledger_sum
 
 
 async def hold_of(harness: Harness, reference: str) -> CreditHold | None:

@@ -1,8 +1,11 @@
-"""The ledger never lets a balance go negative and never moves money twice."""
+"""The ledger contract, run against every database back-end (``DATABASE_BACKENDS``): a balance never
+goes negative and money never moves twice, however calls interleave."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -106,9 +109,11 @@ async def test_settling_an_unknown_hold_is_not_found(harness: Harness) -> None:
         await harness.services.billing.capture("no-such-job")
 
 
-async def test_monthly_quota_caps_spending_below_the_balance(harness_factory: object) -> None:
-    harness: Harness = await harness_factory(  # type: ignore[operator]
-        tiers={"pro": {"monthly_quota": 10}, "free": {"monthly_quota": 10}}
+async def test_monthly_quota_caps_spending_below_the_balance(
+    harness_factory: Callable[..., Any], database: dict[str, Any]
+) -> None:
+    harness: Harness = await harness_factory(
+        **database, tiers={"pro": {"monthly_quota": 10}, "free": {"monthly_quota": 10}}
     )
     caller = await harness.new_caller(tier="free", credits=100)
     billing = harness.services.billing
