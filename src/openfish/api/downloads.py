@@ -5,7 +5,8 @@ resumed downloads)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -29,31 +30,54 @@ async def blob_response(
     missing: str = "No such file.",
 ) -> Response:
     """The blob at ``key`` as a response; ``NotFound(missing)`` when there is none."""
-    url = await pool.submit(lambda: blobs.download_url(key, ttl_seconds))
-    if url is not None:
-        return RedirectResponse(url, status_code=307, headers=dict(headers or {}))
+    range_header = request.headers.get("range")
     try:
-        info = await pool.submit(lambda: blobs.stat(key))
+        # One trip to the pool: the store's URL, or the blob's size and its opened byte range.
+        found = await pool.submit(lambda: _find(blobs, key, range_header, ttl_seconds))
     except FileNotFoundError as exc:
         raise NotFound(missing) from exc
+    if found.redirect is not None:
+        return RedirectResponse(found.redirect, status_code=307, headers=dict(headers or {}))
     sent = {**(headers or {}), "Accept-Ranges": "bytes"}
-    try:
-        span = _requested_range(request.headers.get("range"), info)
-    except _Unsatisfiable:
-        return Response(status_code=416, headers={**sent, "Content-Range": f"bytes */{info.size}"})
-    if span is None:
-        start, end, status = 0, info.size, 200
-    else:
-        start, end = span
-        status = 206
-        sent["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
-    try:
-        chunks = await pool.submit(lambda: blobs.read(key, start, end))
-    except FileNotFoundError as exc:
-        raise NotFound(missing) from exc  # deleted between stat and read
+    if found.chunks is None:
+        return Response(status_code=416, headers={**sent, "Content-Range": f"bytes */{found.size}"})
+    start, end = found.span
+    if found.partial:
+        sent["Content-Range"] = f"bytes {start}-{end - 1}/{found.size}"
     sent["Content-Length"] = str(end - start)
     # A sync iterator: Starlette reads it in its thread pool, off the event loop.
-    return StreamingResponse(chunks, status_code=status, media_type=media_type, headers=sent)
+    status = 206 if found.partial else 200
+    return StreamingResponse(found.chunks, status_code=status, media_type=media_type, headers=sent)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the store had for a download."""
+
+    redirect: str | None = None
+    size: int = 0
+    #: The bytes to send, ``(start, end)`` with ``end`` exclusive.
+    span: tuple[int, int] = (0, 0)
+    #: Whether ``span`` answers a Range request (206) rather than being the whole blob (200).
+    partial: bool = False
+    #: The opened range; None when the requested range is unsatisfiable (416) or on a redirect.
+    chunks: Iterator[bytes] | None = None
+
+
+def _find(blobs: BlobStore, key: str, range_header: str | None, ttl_seconds: int) -> _Found:
+    """Blocking: the store's URL for ``key``, or its size and the requested range, opened."""
+    url = blobs.download_url(key, ttl_seconds)
+    if url is not None:
+        return _Found(redirect=url)
+    info = blobs.stat(key)
+    try:
+        span = _requested_range(range_header, info)
+    except _Unsatisfiable:
+        return _Found(size=info.size)
+    start, end = span or (0, info.size)
+    return _Found(
+        size=info.size, span=(start, end), partial=span is not None, chunks=blobs.read(key, start, end)
+    )
 
 
 class _Unsatisfiable(Exception):

@@ -32,6 +32,8 @@ SECRET_BYTES = 32
 SECRET_NAME = "url_signing"  # noqa: S105 (a row name, not a secret)
 
 logger = logging.getLogger("openfish.signing")
+#: The stored key's row, read at load and after the insert-if-absent.
+_STORED_KEY = select(ServerSecret.value).where(ServerSecret.name == SECRET_NAME)
 
 
 class SigningKeyNotLoaded(RuntimeError):
@@ -109,9 +111,7 @@ class UrlSigner:
     async def _read(self) -> str | None:
         assert self._db is not None
         async with self._db.session() as session:
-            value: str | None = await session.scalar(
-                select(ServerSecret.value).where(ServerSecret.name == SECRET_NAME)
-            )
+            value: str | None = await session.scalar(_STORED_KEY)
             return value
 
     async def _store_if_absent(self) -> str:
@@ -130,7 +130,7 @@ class UrlSigner:
                 "created_at": utcnow(),
             }
             result = await session.execute(insert_if_absent(session, ServerSecret, values, key=["name"]))
-            stored = await session.scalar(select(ServerSecret.value).where(ServerSecret.name == SECRET_NAME))
+            stored = await session.scalar(_STORED_KEY)
         if stored is None:
             raise RuntimeError("the URL-signing key was neither stored nor found")
         if adopting and result.rowcount:  # type: ignore[attr-defined]
