@@ -22,13 +22,13 @@ from openfish.services.net_guard import IPAddress, host_address
 from openfish.services.net_guard import is_public_address as is_public_address
 from openfish.services.net_guard import pinned_request as pinned_request
 
-_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 _random = secrets.SystemRandom()
 
 
 #: Host names that only make sense inside a network (matched case-insensitively, as a whole name
 #: or as its last labels).
 _INTERNAL_NAMES = ("localhost", "local", "internal", "localdomain", "home.arpa")
+_INTERNAL_SUFFIXES = tuple(f".{name}" for name in _INTERNAL_NAMES)
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _REST = r"(?:[/?#][^\s\x00-\x1f\x7f]*)?"
