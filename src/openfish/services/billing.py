@@ -14,18 +14,39 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import ColumnElement, case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
 from openfish.errors import InsufficientCredits, InvalidRequest, NotFound, QuotaExceeded
 from openfish.services.ids import new_id
+from openfish.services.ledger import (
+    HOLD_CAPTURED,
+    HOLD_HELD,
+    HOLD_RELEASED,
+    HoldState,
+    append_entry,
+    balance,
+    entry_exists,
+    give_back,
+    grow_hold,
+    hold_state,
+    open_hold,
+    settle_hold,
+    stale_holds,
+)
 from openfish.store.database import Database
-from openfish.store.models import Account, CreditHold, LedgerEntry, utcnow
+from openfish.store.models import Account, CreditHold, utcnow
 
-HOLD_HELD = "held"
-HOLD_CAPTURED = "captured"
-HOLD_RELEASED = "released"
+__all__ = [
+    "HOLD_CAPTURED",
+    "HOLD_HELD",
+    "HOLD_RELEASED",
+    "BillingService",
+    "ChargeResult",
+    "HoldState",
+    "quota_period",
+]
 
 
 @dataclass(frozen=True)
@@ -38,23 +59,14 @@ class ChargeResult:
     quota_remaining: int
 
 
-@dataclass(frozen=True)
-class HoldState:
-    """A hold as it stands after an operation on it."""
-
-    reference: str
-    account_id: str
-    amount: int
-    status: str
-
-
 def quota_period(moment: datetime) -> str:
     """The calendar month (UTC) a quota counts, as ``YYYY-MM``."""
     return moment.strftime("%Y-%m")
 
 
 class BillingService:
-    """Moves credits; the only code that writes ``accounts.credits`` or the ledger."""
+    """Moves credits; the only code that writes ``accounts.credits`` or the ledger (the statements
+    on their rows are in :mod:`openfish.services.ledger`)."""
 
     def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
@@ -115,18 +127,13 @@ class BillingService:
             hold = await session.get(CreditHold, reference)
             if hold is None or hold.status != HOLD_HELD:
                 raise NotFound(f"no open credit hold {reference}")
-            repeated = await self._entry_exists(session, "hold", extension)
+            repeated = await entry_exists(session, "hold", extension)
             result = await self._debit(
                 "hold", hold.account_id, amount, extension, hold.surface or "", 0, session, new_hold=False
             )
             if repeated:
                 return result
-            await session.execute(
-                update(CreditHold)
-                .where(CreditHold.reference == reference)
-                .values(amount=CreditHold.amount + amount)
-                .execution_options(synchronize_session=False)
-            )
+            await grow_hold(session, reference, amount)
             return result
 
     async def capture(
@@ -143,24 +150,44 @@ class BillingService:
         Capturing or releasing a hold that is already settled changes nothing.
         """
         async with self._transaction(session) as session:
-            hold = await self._settle(session, reference, HOLD_CAPTURED)
+            hold = await settle_hold(session, reference, HOLD_CAPTURED, at=self._clock())
             if hold is None:
-                return await self._hold_state(session, reference)
+                return await hold_state(session, reference)
             final = hold.amount if amount is None else max(0, min(amount, hold.amount))
             refund = hold.amount - final
-            await self._give_back(session, hold, refund)
+            await give_back(session, hold, refund)
             served = hold.units if units is None else units
-            self._append(session, hold.account_id, "capture", reference, refund, final, hold.surface, served)
+            append_entry(
+                session,
+                hold.account_id,
+                "capture",
+                reference,
+                refund,
+                final,
+                hold.surface,
+                served,
+                at=self._clock(),
+            )
             return HoldState(reference, hold.account_id, hold.amount, HOLD_CAPTURED)
 
     async def release(self, reference: str, *, session: AsyncSession | None = None) -> HoldState:
         """Return a held amount in full; a repeat, or a release after capture, changes nothing."""
         async with self._transaction(session) as session:
-            hold = await self._settle(session, reference, HOLD_RELEASED)
+            hold = await settle_hold(session, reference, HOLD_RELEASED, at=self._clock())
             if hold is None:
-                return await self._hold_state(session, reference)
-            await self._give_back(session, hold, hold.amount)
-            self._append(session, hold.account_id, "release", reference, hold.amount, 0, hold.surface, 0)
+                return await hold_state(session, reference)
+            await give_back(session, hold, hold.amount)
+            append_entry(
+                session,
+                hold.account_id,
+                "release",
+                reference,
+                hold.amount,
+                0,
+                hold.surface,
+                0,
+                at=self._clock(),
+            )
             return HoldState(reference, hold.account_id, hold.amount, HOLD_RELEASED)
 
     async def settle(self, reference: str, *, succeeded: bool) -> None:
@@ -191,15 +218,7 @@ class BillingService:
         """Release the open holds of ``surfaces`` opened before ``opened_before``: sessions whose
         process died before settling them. Returns how many were released."""
         async with self._db.session() as session:
-            references = (
-                await session.scalars(
-                    select(CreditHold.reference).where(
-                        CreditHold.status == HOLD_HELD,
-                        CreditHold.surface.in_(list(surfaces)),
-                        CreditHold.created_at < opened_before,
-                    )
-                )
-            ).all()
+            references = await stale_holds(session, surfaces, opened_before)
         for reference in references:
             await self.release(reference)
         return len(references)
@@ -212,15 +231,17 @@ class BillingService:
             raise InvalidRequest("amount must be a positive number of credits")
         reference = reference or new_id("topup")
         async with self._db.transaction() as session:
-            if await self._entry_exists(session, "topup", reference):
-                return await self._balance(session, account_id)
+            if await entry_exists(session, "topup", reference):
+                return await balance(session, account_id)
             result = await session.execute(
                 update(Account).where(Account.id == account_id).values(credits=Account.credits + amount)
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound(f"account {account_id} does not exist")
-            self._append(session, account_id, "topup", reference, amount, 0, None, 0, memo=memo)
-            return await self._balance(session, account_id)
+            append_entry(
+                session, account_id, "topup", reference, amount, 0, None, 0, at=self._clock(), memo=memo
+            )
+            return await balance(session, account_id)
 
     async def _debit(
         self,
@@ -241,7 +262,7 @@ class BillingService:
             account = await session.get(Account, account_id)
             if account is None:
                 raise NotFound(f"account {account_id} does not exist")
-            if await self._entry_exists(session, kind, reference):
+            if await entry_exists(session, kind, reference):
                 await session.refresh(account)
                 return ChargeResult(reference, amount, account.credits, self.quota_remaining(account))
             quota = self.monthly_quota(account)
@@ -262,91 +283,11 @@ class BillingService:
                     )
                 raise QuotaExceeded(f"this request needs {amount} credits; the monthly quota is {quota}")
             if kind == "hold" and new_hold:
-                session.add(
-                    CreditHold(
-                        reference=reference,
-                        account_id=account_id,
-                        amount=amount,
-                        surface=surface,
-                        units=units,
-                        status=HOLD_HELD,
-                        quota_period=period,
-                    )
-                )
+                open_hold(session, reference, account_id, amount, surface, units, period)
             used = amount if kind == "charge" else 0
-            self._append(session, account_id, kind, reference, -amount, used, surface, units)
+            append_entry(
+                session, account_id, kind, reference, -amount, used, surface, units, at=self._clock()
+            )
             await session.flush()
             await session.refresh(account)
             return ChargeResult(reference, amount, account.credits, self.quota_remaining(account))
-
-    async def _settle(self, session: AsyncSession, reference: str, status: str) -> CreditHold | None:
-        result = await session.execute(
-            update(CreditHold)
-            .where(CreditHold.reference == reference, CreditHold.status == HOLD_HELD)
-            .values(status=status, settled_at=self._clock())
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            return None
-        return await session.get(CreditHold, reference, populate_existing=True)
-
-    async def _give_back(self, session: AsyncSession, hold: CreditHold, amount: int) -> None:
-        if amount == 0:
-            return
-        quota_used = case(
-            (Account.quota_period == hold.quota_period, Account.quota_used - amount),
-            else_=Account.quota_used,
-        )
-        await session.execute(
-            update(Account)
-            .where(Account.id == hold.account_id)
-            .values(credits=Account.credits + amount, quota_used=quota_used)
-            .execution_options(synchronize_session=False)
-        )
-
-    async def _hold_state(self, session: AsyncSession, reference: str) -> HoldState:
-        hold = await session.get(CreditHold, reference)
-        if hold is None:
-            raise NotFound(f"no credit hold {reference}")
-        return HoldState(reference, hold.account_id, hold.amount, hold.status)
-
-    async def _entry_exists(self, session: AsyncSession, kind: str, reference: str) -> bool:
-        found = await session.scalar(
-            select(LedgerEntry.id).where(LedgerEntry.kind == kind, LedgerEntry.reference == reference)
-        )
-        return found is not None
-
-    async def _balance(self, session: AsyncSession, account_id: str) -> int:
-        balance = await session.scalar(select(Account.credits).where(Account.id == account_id))
-        if balance is None:
-            raise NotFound(f"account {account_id} does not exist")
-        return balance
-
-    def _append(
-        self,
-        session: AsyncSession,
-        account_id: str,
-        kind: str,
-        reference: str,
-        amount: int,
-        credits_used: int,
-        surface: str | None,
-        units: int,
-        *,
-        memo: str | None = None,
-    ) -> None:
-        now = self._clock()
-        session.add(
-            LedgerEntry(
-                account_id=account_id,
-                kind=kind,
-                reference=reference,
-                amount=amount,
-                credits_used=credits_used,
-                surface=surface,
-                units=units,
-                day=now.strftime("%Y-%m-%d"),
-                memo=memo,
-                created_at=now,
-            )
-        )

@@ -1,0 +1,49 @@
+"""Settings for one openfish deployment.
+
+Everything is read from the environment (prefix ``OPENFISH_``, ``__`` for nesting, e.g.
+``OPENFISH_DATABASE__URL``) or passed explicitly to :class:`Settings`. Nothing here is read at
+import time: :func:`openfish.app.create_app` receives a ``Settings`` instance.
+
+The section models live in :mod:`openfish.config.sections`, the root :class:`Settings` and the
+signing-key parsing in :mod:`openfish.config.settings`; import them all from here.
+"""
+
+from openfish.config.sections import (
+    AsrSettings,
+    BootstrapSettings,
+    DatabaseSettings,
+    HttpSettings,
+    JobSettings,
+    LipSyncSettings,
+    MediaFetchSettings,
+    RealtimeSettings,
+    RetentionSettings,
+    SurfaceSettings,
+    TierSettings,
+    TtsSettings,
+    VersionProfile,
+    VoiceSettings,
+    WebhookSettings,
+)
+from openfish.config.settings import MIN_SIGNING_KEY_BYTES, Settings, decode_signing_key
+
+__all__ = [
+    "MIN_SIGNING_KEY_BYTES",
+    "AsrSettings",
+    "BootstrapSettings",
+    "DatabaseSettings",
+    "HttpSettings",
+    "JobSettings",
+    "LipSyncSettings",
+    "MediaFetchSettings",
+    "RealtimeSettings",
+    "RetentionSettings",
+    "Settings",
+    "SurfaceSettings",
+    "TierSettings",
+    "TtsSettings",
+    "VersionProfile",
+    "VoiceSettings",
+    "WebhookSettings",
+    "decode_signing_key",
+]
