@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry, build_engines
 from openfish.jobs.queue import JobQueue
+from openfish.jobs.service import JobService
 from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.jobs.worker import JobWorker
 from openfish.paths import SignedLinks
@@ -24,7 +25,7 @@ from openfish.services.billing import BillingService
 from openfish.services.files import FileService
 from openfish.services.idempotency import IdempotencyService
 from openfish.services.limits import RequestLimiter
-from openfish.services.lipsync import LipSyncService
+from openfish.services.lipsync import LipSyncJobs
 from openfish.services.media_fetch import MediaFetcher
 from openfish.services.media_inputs import MediaInputs
 from openfish.services.readiness import Readiness
@@ -35,9 +36,10 @@ from openfish.services.signing import UrlSigner
 from openfish.services.speech import SpeechPlanner
 from openfish.services.synthesis import SynthesisService
 from openfish.services.transcription import TranscriptionService
-from openfish.services.tts_jobs import TtsJobService
+from openfish.services.tts_jobs import TtsJobs
 from openfish.services.usage import UsageService
-from openfish.services.voice_processing import VoiceProcessor
+from openfish.services.voice_analysis import BaseProfiles, VoiceAnalysis
+from openfish.services.voice_conversion import VoiceConversions
 from openfish.services.voices import VoiceService
 from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
@@ -67,9 +69,10 @@ class Services:
     pool: WorkerPool
     blobs: BlobStore
     voices: VoiceService
-    voice_processor: VoiceProcessor
-    jobs: JobQueue
-    tts_jobs: TtsJobService
+    queue: JobQueue
+    jobs: JobService
+    tts_jobs: TtsJobs
+    voice_analysis: VoiceAnalysis
     idempotency: IdempotencyService
     webhooks: WebhookService
     job_worker: JobWorker
@@ -78,24 +81,20 @@ class Services:
     transcription: TranscriptionService
     realtime_slots: SessionSlots
     live_listening: LiveListeningFactory
-    lipsync: LipSyncService
+    lipsync: LipSyncJobs
 
     signer: UrlSigner
     _stop: asyncio.Event | None = field(default=None, init=False, repr=False)
     _background: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
-
-    def job_worker_wake(self) -> None:
-        """Tell the embedded worker a job was queued (a separate worker finds it by polling)."""
-        self.job_worker.wake()
 
     async def start(self, *, worker: bool) -> None:
         """Bring the graph up: migrate, load the signing key, start the pool, load models, and start
         the background work this process does.
 
         ``worker=False`` is an API node (``openfish serve``): models load per their preload
-        settings, and background work (jobs, voice analysis, webhook deliveries, maintenance) runs
-        only with ``jobs.embedded_worker``. ``worker=True`` is ``openfish worker``: every model
-        loads and every kind of background work runs.
+        settings, and background work (every job kind — TTS, lip sync, voice analysis — webhook
+        deliveries, maintenance) runs only with ``jobs.embedded_worker``. ``worker=True`` is
+        ``openfish worker``: every model loads and every kind of background work runs.
         """
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -109,16 +108,11 @@ class Services:
                 await self.pool.submit(self.engines.load_speech)
             if settings.asr.preload and settings.surfaces.asr:
                 await self.pool.submit(self.engines.load_transcribers)
-        if not worker and settings.surfaces.voices:
-            # Voice analysis still runs in the API process that accepted the voice (it is not a
-            # job kind yet, so `openfish worker` cannot take it): pick up what a restart interrupted.
-            await self.voice_processor.resume()
         if worker or settings.jobs.embedded_worker:
-            runs_jobs = worker or settings.surfaces.tts or settings.surfaces.lipsync
             # A new event per start: a start may run on another event loop than the last one did
             # (tests run an app's lifespan more than once), and an event belongs to one loop.
             self._stop = asyncio.Event()
-            self._background = asyncio.create_task(_background_work(self, self._stop, jobs=runs_jobs))
+            self._background = asyncio.create_task(_background_work(self, self._stop))
 
     async def stop(self) -> None:
         """Stop the background work (running jobs go back to the queue) and release everything."""
@@ -127,7 +121,6 @@ class Services:
         if self._background is not None:
             await self._background
             self._background = None
-        await self.voice_processor.stop()
         self.pool.stop()
         await self.db.dispose()
 
@@ -149,21 +142,34 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
     planner = SpeechPlanner(engines, settings)
     blobs = LocalBlobStore(settings.data_dir / "blobs")
-    voices = VoiceService(db, settings, billing, engines, blobs, pool)
-    processor = VoiceProcessor(db, settings, billing, engines, blobs, pool, voices)
-    synthesis = SynthesisService(planner, billing, settings, pool, blobs, processor.conversion_for)
+    queue = SqlJobQueue(db)
+    webhooks = WebhookService(db, settings)
+    jobs = JobService(db, queue, billing, webhooks, max_attempts=settings.jobs.max_attempts)
+    base_profiles = BaseProfiles(engines, blobs)
+    analysis = VoiceAnalysis(db, engines, blobs, pool, base_profiles)
+    voices = VoiceService(db, settings, billing, engines, blobs, pool, jobs, analysis)
+    conversions = VoiceConversions(voices, engines, blobs, pool, base_profiles)
+    synthesis = SynthesisService(planner, billing, settings, pool, blobs, conversions.conversion_for)
     # One key for every node on this database (or the configured one); the per-node file of earlier
     # versions only seeds the database's key, so URLs signed before the move stay valid.
     signer = UrlSigner(db, key=settings.signing_key_bytes, legacy_file=settings.data_dir / "secret.key")
-    queue = SqlJobQueue(db)
-    webhooks = WebhookService(db, settings)
     links = SignedLinks(settings.base_url, signer)
-    tts_jobs = TtsJobService(db, settings, billing, queue, synthesis, blobs, pool, webhooks, links)
+    tts_jobs = TtsJobs(jobs, settings, synthesis, blobs, pool, links)
     files = FileService(blobs, pool)
     media_fetcher = MediaFetcher(settings)
     media = MediaInputs(files, signer, blobs, pool, settings.own_base_urls, media_fetcher)
     transcription = TranscriptionService(settings, billing, engines, pool, media)
-    lipsync = LipSyncService(db, settings, billing, queue, engines, media, blobs, pool, webhooks, links)
+    lipsync = LipSyncJobs(jobs, settings, engines, media, blobs, pool, links)
+    for kind in (tts_jobs, lipsync, analysis):
+        jobs.register(kind)
+    job_worker = JobWorker(
+        db,
+        queue,
+        jobs,
+        concurrency=settings.jobs.worker_concurrency,
+        lease_seconds=settings.jobs.lease_seconds,
+    )
+    jobs.on_submit(job_worker.wake)  # the embedded worker looks at once (others find it by polling)
     services = Services(
         settings=settings,
         db=db,
@@ -177,10 +183,11 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         pool=pool,
         blobs=blobs,
         voices=voices,
-        voice_processor=processor,
         signer=signer,
-        jobs=queue,
+        queue=queue,
+        jobs=jobs,
         tts_jobs=tts_jobs,
+        voice_analysis=analysis,
         idempotency=IdempotencyService(db, settings),
         webhooks=webhooks,
         files=files,
@@ -189,14 +196,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         media_fetcher=media_fetcher,
         realtime_slots=SessionSlots(counters),
         live_listening=LiveListeningFactory(settings, engines, pool, billing, transcription),
-        job_worker=JobWorker(
-            db,
-            queue,
-            {"tts": tts_jobs.run, "lipsync": lipsync.run},
-            {"tts": tts_jobs.settle, "lipsync": lipsync.settle},
-            concurrency=settings.jobs.worker_concurrency,
-            lease_seconds=settings.jobs.lease_seconds,
-        ),
+        job_worker=job_worker,
     )
     services.readiness.add("database", db.ping)
     if settings.tts.preload:
@@ -205,12 +205,10 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     return services
 
 
-async def _background_work(services: Services, stop: asyncio.Event, *, jobs: bool) -> None:
-    """A process's background loops until ``stop``: webhook deliveries, maintenance (expired
-    idempotency keys, holds of dead sessions, retention) and, with ``jobs``, the job worker."""
-    loops = [services.webhooks.run(stop), _maintenance(services, stop)]
-    if jobs:
-        loops.append(services.job_worker.run(stop))
+async def _background_work(services: Services, stop: asyncio.Event) -> None:
+    """A process's background loops until ``stop``: the job worker (every kind), webhook
+    deliveries and maintenance (expired idempotency keys, holds of dead sessions, retention)."""
+    loops = [services.job_worker.run(stop), services.webhooks.run(stop), _maintenance(services, stop)]
     services.lipsync.start()
     try:
         await asyncio.gather(*loops)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from openfish.audio.decode import decode_audio
+from openfish.services.voice_analysis import profile_key, reference_key
 from openfish.services.voice_uploads import Upload, check_uploads
-from openfish.services.voices import profile_key, reference_key
+from openfish.store.models import LedgerEntry, Voice
 from tests.api.test_handlers import assert_v1_error
 from tests.audio_checks import mean_f0
 from tests.conftest import Caller, Harness
@@ -25,16 +30,39 @@ def reference_files() -> list[tuple[str, tuple[str, bytes, str]]]:
     ]
 
 
+async def analysed(harness: Harness, caller: Caller, voice_id: str, seconds: float = 60) -> dict[str, Any]:
+    """The voice once its analysis job has ended (the app's embedded worker runs it)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        voice: dict[str, Any] = (
+            await harness.client.get(f"{VOICES}/{voice_id}", headers=caller.headers)
+        ).json()
+        if voice["status"] != "processing":
+            return voice
+        assert asyncio.get_running_loop().time() < deadline, f"voice {voice_id} still processing"
+        await asyncio.sleep(0.05)
+
+
+async def accepted_voice(harness: Harness, caller: Caller) -> Voice:
+    """A voice accepted through the service (its analysis queued, its price held)."""
+    references = check_uploads([Upload("a.wav", espeak_wav(SENTENCES[0]))], harness.services.settings.voices)
+    return await harness.services.voices.create(
+        caller.account_id,
+        name="Later",
+        description="",
+        visibility="private",
+        language="en",
+        references=references,
+        transcripts=[],
+    )
+
+
 async def make_voice(harness: Harness, caller: Caller, **fields: str) -> dict[str, Any]:
     response = await harness.client.post(
         VOICES, headers=caller.headers, data={"name": "Narrator", **fields}, files=reference_files()
     )
     assert response.status_code == 201, response.text
-    await harness.services.voice_processor.drain()
-    body: dict[str, Any] = (
-        await harness.client.get(f"{VOICES}/{response.json()['id']}", headers=caller.headers)
-    ).json()
-    return body
+    return await analysed(harness, caller, response.json()["id"])
 
 
 async def balance(harness: Harness, caller: Caller) -> int:
@@ -54,8 +82,7 @@ async def test_a_voice_is_made_charged_once_ready_and_speaks(harness: Harness, c
     assert created["provider"] == "custom"
     assert created["isPersonal"] is True
     assert created["speechSeconds"] > 3
-    await harness.services.voice_processor.drain()
-    voice = (await harness.client.get(f"{VOICES}/{created['id']}", headers=caller.headers)).json()
+    voice = await analysed(harness, caller, created["id"])
     assert voice["status"] == "ready"
     assert await balance(harness, caller) == 1000 - 100
 
@@ -73,17 +100,13 @@ async def test_a_voice_is_made_charged_once_ready_and_speaks(harness: Harness, c
     assert (await harness.client.get(stored.json()["audio_url"])).status_code == 200
 
 
-async def test_a_voice_that_is_not_ready_cannot_speak(harness: Harness, caller: Caller) -> None:
-    references = check_uploads([Upload("a.wav", espeak_wav(SENTENCES[0]))], harness.services.settings.voices)
-    voice = await harness.services.voices.create(
-        caller.account_id,
-        name="Later",
-        description="",
-        visibility="private",
-        language="en",
-        references=references,
-        transcripts=[],
-    )
+async def test_a_voice_that_is_not_ready_cannot_speak(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    # No embedded worker: the voice stays processing until a worker is started below.
+    harness = await harness_factory(jobs={"embedded_worker": False})
+    caller = await harness.new_caller()
+    voice = await accepted_voice(harness, caller)
     response = await harness.client.post(
         TTS, headers=caller.headers, json={"text": "Hi.", "voiceId": voice.id}
     )
@@ -91,9 +114,13 @@ async def test_a_voice_that_is_not_ready_cannot_speak(harness: Harness, caller: 
     assert await balance(harness, caller) == 1000 - 100  # held while processing
 
     harness.services.blobs.delete(reference_key(voice.id, 0))  # its audio is gone: analysis must fail
-    harness.services.voice_processor.schedule(voice.id)
-    await harness.services.voice_processor.drain()
-    failed = (await harness.client.get(f"{VOICES}/{voice.id}", headers=caller.headers)).json()
+    stop = asyncio.Event()
+    worker = asyncio.create_task(harness.services.job_worker.run(stop))
+    try:
+        failed = await analysed(harness, caller, voice.id)
+    finally:
+        stop.set()
+        await worker
     assert failed["status"] == "failed"
     assert failed["failureReason"]
     assert await balance(harness, caller) == 1000  # released: nobody pays for a failed voice
@@ -101,6 +128,44 @@ async def test_a_voice_that_is_not_ready_cannot_speak(harness: Harness, caller: 
         TTS, headers=caller.headers, json={"text": "Hi.", "voiceId": voice.id}
     )
     assert_v1_error(response, 409, "conflict")
+
+
+async def test_a_voice_deleted_before_its_analysis_costs_nothing(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    harness = await harness_factory(jobs={"embedded_worker": False})
+    caller = await harness.new_caller()
+    response = await harness.client.post(
+        VOICES, headers=caller.headers, data={"name": "Brief"}, files=reference_files()
+    )
+    voice_id = response.json()["id"]
+    assert await balance(harness, caller) == 1000 - 100
+    deleted = await harness.client.delete(f"{VOICES}/{voice_id}", headers=caller.headers)
+    assert deleted.status_code == 204
+    assert await balance(harness, caller) == 1000  # released with the delete
+
+    # Its analysis job still runs later: it fails, and the price stays released (not captured).
+    stop = asyncio.Event()
+    worker = asyncio.create_task(harness.services.job_worker.run(stop))
+    try:
+        for _ in range(600):
+            [job] = (await harness.services.queue.page(caller.account_id, "voice", None, 10, 0)).items
+            if job.status != "queued" and job.status != "processing":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await worker
+    assert job.status == "failed"
+    assert "deleted" in (job.error or "")
+    assert await balance(harness, caller) == 1000
+    async with harness.services.db.session() as session:
+        kinds = await session.scalars(
+            select(LedgerEntry.kind)
+            .where(LedgerEntry.reference == f"voice:{voice_id}")
+            .order_by(LedgerEntry.id)
+        )
+        assert list(kinds) == ["hold", "release"]
 
 
 async def test_private_voices_are_invisible_to_other_accounts(harness: Harness, caller: Caller) -> None:
@@ -188,7 +253,7 @@ async def test_legacy_model_paths(harness: Harness, caller: Caller) -> None:
     assert created.status_code == 200, created.text
     body = created.json()
     assert set(body) == {"modelId", "title", "description", "createdAt", "message"}
-    await harness.services.voice_processor.drain()
+    await analysed(harness, caller, body["modelId"])
     listed = await harness.client.post(
         "/api/open/list-models",
         headers=caller.headers,
@@ -240,7 +305,7 @@ async def test_idempotency_key_makes_voice_creation_safe_to_retry(harness: Harne
     assert again.json()["id"] == first.json()["id"]
     other = await harness.client.post(VOICES, headers=key, data={"name": "Twice"}, files=reference_files())
     assert_v1_error(other, 409, "conflict")
-    await harness.services.voice_processor.drain()
+    await analysed(harness, caller, first.json()["id"])
     listed = (await harness.client.get(VOICES, headers=caller.headers, params={"provider": "custom"})).json()
     assert listed["total"] == 1
     assert await balance(harness, caller) == 1000 - 100

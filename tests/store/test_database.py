@@ -22,7 +22,7 @@ async def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: P
                 (await session.scalars(text("SELECT name FROM sqlite_master WHERE type='table'"))).all()
             )
         assert mode == "wal"
-        assert version == "0005"
+        assert version == "0006"
         expected = {"accounts", "api_tokens", "ledger_entries", "credit_holds", "voices", "jobs"}
         assert expected | {"server_secrets"} <= tables
     finally:

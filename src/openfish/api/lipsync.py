@@ -98,7 +98,7 @@ def job_out(services: Services, job: Job) -> LipSyncJob:
         id=job.id,
         status=_TO_WIRE.get(job.status, "failed"),
         progress=job.progress,
-        result_url=services.lipsync.result_url(job.result["video"]) if completed and job.result else None,
+        result_url=services.lipsync.result_url(job.result)[0] if completed and job.result else None,
         error_message=job.error,
         created_at=job.created_at,
         updated_at=job.updated_at,
@@ -115,7 +115,6 @@ async def _submit(
     async def submit() -> tuple[int, dict[str, Any]]:
         body = await read_model(request, LipSyncBody)
         job = await services.lipsync.submit(principal.account_id, body.videoUrl, body.audioUrl)
-        services.job_worker_wake()
         data = LipSyncCreatedData(id=job.id, status="pending")
         return 202, LipSyncCreated(success=True, message="lip-sync job queued", data=data).model_dump()
 
@@ -125,8 +124,8 @@ async def _submit(
 async def _page(
     services: Services, account_id: str, status: WireStatus | None, page: int, limit: int
 ) -> LipSyncPage:
-    found = await services.lipsync.page(
-        account_id, _FROM_WIRE[status] if status else None, limit, (page - 1) * limit
+    found = await services.jobs.page(
+        account_id, services.lipsync, _FROM_WIRE[status] if status else None, limit, (page - 1) * limit
     )
     data = LipSyncPageData(
         items=[job_out(services, job) for job in found.items],
@@ -139,7 +138,7 @@ async def _page(
 
 
 async def _one(services: Services, account_id: str, job_id: str) -> LipSyncJobAnswer:
-    job = await services.lipsync.get(account_id, job_id)
+    job = await services.jobs.get(account_id, services.lipsync, job_id)
     return LipSyncJobAnswer(success=True, message="ok", data=job_out(services, job))
 
 

@@ -55,7 +55,7 @@ def job_out(services: Services, job: Job) -> TtsJobOut:
     """The wire shape of a job (with a freshly signed audio URL when it has audio)."""
     url, expires = (None, None)
     if job.status == "succeeded" and job.result:
-        url, stamp = services.tts_jobs.audio_url(job.result["audio"])
+        url, stamp = services.tts_jobs.result_url(job.result)
         expires = datetime.fromtimestamp(stamp, UTC)
     return TtsJobOut(
         id=job.id,
@@ -90,7 +90,6 @@ async def submit_job(
     async def submit() -> tuple[int, dict[str, Any]]:
         body = await read_model(request, TtsBody)
         job = await services.tts_jobs.submit(principal.account_id, body.to_request())
-        services.job_worker_wake()
         return 202, job_out(services, job).model_dump(mode="json")
 
     return await run_once(services, principal.account_id, idempotency_key, fingerprint, submit)
@@ -105,7 +104,7 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TtsJobList:
     """The account's TTS jobs, newest first."""
-    page = await services.tts_jobs.page(principal.account_id, status, limit, offset)
+    page = await services.jobs.page(principal.account_id, services.tts_jobs, status, limit, offset)
     return TtsJobList(
         total=page.total,
         page=offset // limit + 1,
@@ -118,7 +117,7 @@ async def list_jobs(
 @router.get("/speech/tts/jobs/{job_id}", response_model=TtsJobOut, responses=error_responses(404))
 async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep) -> TtsJobOut:
     """One of the account's TTS jobs."""
-    return job_out(services, await services.tts_jobs.get(principal.account_id, job_id))
+    return job_out(services, await services.jobs.get(principal.account_id, services.tts_jobs, job_id))
 
 
 @router.post(
@@ -126,4 +125,4 @@ async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep)
 )
 async def cancel_job(job_id: str, principal: CurrentAccount, services: ServicesDep) -> TtsJobOut:
     """Cancel a queued job; its credits are released."""
-    return job_out(services, await services.tts_jobs.cancel(principal.account_id, job_id))
+    return job_out(services, await services.jobs.cancel(principal.account_id, services.tts_jobs, job_id))

@@ -138,7 +138,7 @@ def _numbered(texts: list[str]) -> list[tuple[str, str]]:
 
 
 async def create_voice(services: Services, account_id: str, form: VoiceForm) -> VoiceView:
-    """Check the uploads, store the voice and start its analysis."""
+    """Check the uploads, store the voice and queue its analysis."""
     rules = services.settings.voices
     references = await services.pool.submit(lambda: check_uploads(form.uploads, rules))
     voice = await services.voices.create(
@@ -150,7 +150,6 @@ async def create_voice(services: Services, account_id: str, form: VoiceForm) -> 
         references=references,
         transcripts=form.transcripts,
     )
-    services.voice_processor.schedule(voice.id)
     return await services.voices.get(account_id, voice.id)
 
 

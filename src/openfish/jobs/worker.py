@@ -1,8 +1,10 @@
-"""Workers: claim jobs, run their handlers with a heartbeat, settle the outcome atomically.
+"""Workers: claim jobs of every registered kind, run them with a heartbeat and progress reports,
+settle the outcome atomically.
 
-A job's terminal status and its consequences (credits captured or released, the webhook event
-queued) are written in one transaction, so a crash leaves either the job still running (its lease
-expires and another worker runs it again) or everything settled — never half.
+A job's terminal status and its consequences (the kind's rows, credits captured or released, the
+webhook event queued) are written in one transaction, so a crash leaves either the job still
+running (its lease expires and another worker runs it again) or everything settled — never half.
+File clean-up follows the commit.
 """
 
 from __future__ import annotations
@@ -13,25 +15,17 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from openfish.jobs.kinds import JobFailed, Progress
 from openfish.jobs.queue import FAILED, SUCCEEDED, JobQueue
+from openfish.jobs.service import JobService
 from openfish.store.database import Database
 from openfish.store.models import Job
 
 logger = logging.getLogger("openfish.jobs")
-
-#: Runs a job; returns its result. Raise JobFailed for a failure that retrying would not fix.
-JobHandler = Callable[[Job], Awaitable[dict[str, Any]]]
-#: Called inside the transaction that makes a job terminal: settle credits, queue the webhook.
-SettleHook = Callable[[Job, str, dict[str, Any] | None, str | None, AsyncSession], Awaitable[None]]
-
-
-class JobFailed(Exception):
-    """The job cannot succeed (bad input discovered late, engine refused): fail it, no retry."""
+#: How often a running job's progress is written (at most).
+PROGRESS_SECONDS = 1.0
 
 
 def worker_name() -> str:
@@ -46,8 +40,7 @@ class JobWorker:
         self,
         db: Database,
         queue: JobQueue,
-        handlers: dict[str, JobHandler],
-        settle: dict[str, SettleHook],
+        jobs: JobService,
         *,
         concurrency: int = 2,
         lease_seconds: float = 30.0,
@@ -56,8 +49,7 @@ class JobWorker:
     ) -> None:
         self._db = db
         self._queue = queue
-        self._handlers = handlers
-        self._settle = settle
+        self._jobs = jobs
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._poll = poll_seconds
@@ -80,7 +72,7 @@ class JobWorker:
             while not stop.is_set():
                 await self._fail_exhausted()
                 while len(self._running) < self._concurrency and not stop.is_set():
-                    job = await self._queue.claim(self.name, list(self._handlers), self._lease)
+                    job = await self._queue.claim(self.name, self._jobs.kind_names, self._lease)
                     if job is None:
                         break
                     task = asyncio.create_task(self._run(job), name=f"job {job.id}")
@@ -102,9 +94,11 @@ class JobWorker:
         self._running.pop(task, None)
 
     async def _run(self, job: Job) -> None:
+        progress = Progress()
         heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
+        reporter = asyncio.create_task(self._report(job, progress))
         try:
-            result = await self._handlers[job.kind](job)
+            result = await self._jobs.run(job, progress)
         except JobFailed as exc:
             await self._finish(job, FAILED, None, str(exc)[:1000])
         except asyncio.CancelledError:
@@ -117,7 +111,8 @@ class JobWorker:
             await self._finish(job, SUCCEEDED, result, None)
         finally:
             heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            reporter.cancel()
+            await asyncio.gather(heartbeat, reporter, return_exceptions=True)
             self.wake()  # a slot is free: claim the next job now, not at the next poll
 
     async def _heartbeat(self, job: Job, runner: asyncio.Task[Any] | None) -> None:
@@ -128,18 +123,34 @@ class JobWorker:
                 runner.cancel()
                 return
 
+    async def _report(self, job: Job, progress: Progress) -> None:
+        sent = 0
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            if progress.percent != sent:
+                sent = progress.percent
+                await self._queue.report_progress(job, self.name, sent)
+
     async def _finish(self, job: Job, status: str, result: dict[str, Any] | None, error: str | None) -> None:
         async with self._db.transaction() as session:
-            if await self._queue.finish(job, self.name, status, result=result, error=error, session=session):
-                await self._settle[job.kind](job, status, result, error, session)
-            else:
-                logger.warning(
-                    "job %s attempt %s finished after losing its lease; result dropped", job.id, job.attempt
-                )
+            ended = await self._queue.finish(
+                job, self.name, status, result=result, error=error, session=session
+            )
+            if ended:
+                await self._jobs.settle(job, status, result, error, session)
+        if ended:
+            await self._jobs.cleanup(job)
+        else:
+            logger.warning(
+                "job %s attempt %s finished after losing its lease; result dropped", job.id, job.attempt
+            )
 
     async def _fail_exhausted(self) -> None:
         for job in await self._queue.exhausted():
             error = f"gave up after {job.attempt} attempts (the worker stopped each time)"
             async with self._db.transaction() as session:
-                if await self._queue.give_up(job, error, session):
-                    await self._settle[job.kind](job, FAILED, None, error, session)
+                ended = await self._queue.give_up(job, error, session)
+                if ended:
+                    await self._jobs.settle(job, FAILED, None, error, session)
+            if ended:
+                await self._jobs.cleanup(job)

@@ -1,5 +1,6 @@
-"""Lip-sync jobs: media checked and kept at submit, credits held with the job, rendered by a worker
-into one MP4 per job (a rerun overwrites it), settled exactly once.
+"""Lip-sync jobs: media checked and kept at submit, rendered by a worker into one MP4 per job (a
+rerun overwrites it); holding, settling and webhooks are the job framework's, and the kept inputs
+are deleted once the job's end is committed.
 
 Everything that can be judged without rendering is judged at submit (4xx, nothing queued, nothing
 charged): the media must be readable, the video a video within the size and length limits, the
@@ -9,15 +10,14 @@ only found out while rendering: the job fails with that message and its credits 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.audio.decode import AudioTooLong, DecodedAudio, UndecodableAudio, decode_audio
 from openfish.audio.resample import resample
@@ -25,22 +25,17 @@ from openfish.config import Settings
 from openfish.engines.base import EngineError, LipSyncEngine, LipSyncInputError, VadEngine
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import EngineUnavailable, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
-from openfish.jobs.queue import SUCCEEDED, JobPage, JobQueue
-from openfish.jobs.worker import JobFailed
+from openfish.jobs.kinds import JobFailed, JobKind, Progress
+from openfish.jobs.service import JobService
 from openfish.paths import SignedLinks
-from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
 from openfish.services.media_inputs import MediaInputs
-from openfish.services.tts_jobs import hold_reference
-from openfish.services.webhook_delivery import WebhookService
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
-from openfish.store.database import Database
 from openfish.store.models import Job
 from openfish.store.scratch import scratch_copy
 from openfish.video.probe import UnusableVideo, VideoInfo, probe_video
 
-KIND = "lipsync"
 AREA = "lipsync"
 #: Less speech than this (by the VAD) counts as "no speech".
 MIN_SPEECH_SECONDS = 0.3
@@ -56,32 +51,43 @@ def result_name(job_id: str) -> str:
     return f"{job_id}.mp4"
 
 
-class LipSyncService:
-    """Submits, reads and runs lip-sync jobs."""
+@dataclass(frozen=True)
+class LipSyncPayload:
+    """What submit measured (the inputs themselves are kept as blobs under the job's id)."""
+
+    seconds: float
+    width: int
+    height: int
+    fps: float
+
+
+class LipSyncJobs(JobKind[LipSyncPayload]):
+    """Lip sync: a video's mouth redrawn to follow an audio track."""
+
+    name = "lipsync"
+    payload_type = LipSyncPayload
+    surface = "lipsync"
+    noun = "lip-sync job"
+    event_prefix = "lipsync.job"
+    wire_status: ClassVar[Mapping[str, str]] = {"queued": "pending", "succeeded": "completed"}
 
     def __init__(
         self,
-        db: Database,
+        jobs: JobService,
         settings: Settings,
-        billing: BillingService,
-        queue: JobQueue,
         engines: EngineRegistry,
         media: MediaInputs,
         blobs: BlobStore,
         pool: WorkerPool,
-        webhooks: WebhookService,
         links: SignedLinks,
     ) -> None:
-        self._db = db
+        self._jobs = jobs
         self._settings = settings
         self._scratch = settings.scratch_dir
-        self._billing = billing
-        self._queue = queue
         self._engines = engines
         self._media = media
         self._blobs = blobs
         self._pool = pool
-        self._webhooks = webhooks
         self._links = links
         # Renders take seconds to minutes: they get their own threads, so TTS and realtime work
         # in the shared pool never waits behind them.
@@ -122,30 +128,20 @@ class LipSyncService:
             await self._pool.submit(lambda: self._blobs.put(audio_key, audio))
             info = await self._pool.submit(lambda: self._check_video(video_key))
             seconds = math.ceil(decoded.duration_seconds)
-            credits = seconds * limits.credits_per_second
-            async with self._db.transaction() as session:
-                await self._billing.hold(
-                    account_id,
-                    credits,
-                    reference=hold_reference(job_id),
-                    surface=KIND,
-                    units=seconds,
-                    session=session,
-                )
-                job = self._queue.new_job(
-                    job_id=job_id,
-                    account_id=account_id,
-                    kind=KIND,
-                    payload={
-                        "seconds": round(decoded.duration_seconds, 3),
-                        "width": info.width,
-                        "height": info.height,
-                        "fps": round(info.fps, 3),
-                    },
-                    credits=credits,
-                    max_attempts=self._settings.jobs.max_attempts,
-                )
-                session.add(job)
+            payload = LipSyncPayload(
+                seconds=round(decoded.duration_seconds, 3),
+                width=info.width,
+                height=info.height,
+                fps=round(info.fps, 3),
+            )
+            job = await self._jobs.submit(
+                self,
+                account_id,
+                payload,
+                credits=seconds * limits.credits_per_second,
+                units=seconds,
+                job_id=job_id,
+            )
             queued = True
         finally:
             if not queued:
@@ -173,45 +169,15 @@ class LipSyncService:
         except UnusableVideo as exc:
             raise InvalidRequest(f"videoUrl: {exc}") from exc
 
-    async def get(self, account_id: str, job_id: str) -> Job:
-        """The account's job; 404 for anyone else's (or for another kind of job)."""
-        job = await self._queue.owned(account_id, KIND, job_id)
-        if job is None:
-            raise NotFound(f"lip-sync job {job_id} does not exist")
-        return job
-
-    async def page(self, account_id: str, status: str | None, limit: int, offset: int) -> JobPage:
-        """The account's jobs of this kind, newest first, optionally of one job status."""
-        return await self._queue.page(account_id, KIND, status, limit, offset)
-
-    async def run(self, job: Job) -> dict[str, Any]:
-        """The worker's handler: render the job's MP4 into its own blob, reporting progress."""
+    async def run(self, job: Job, progress: Progress) -> dict[str, Any]:
+        """Render the job's MP4 into its own blob, reporting progress from the render thread."""
         engine = self.engine()
-        worker = job.lease_owner or ""
-        latest = [0]  # written by the render thread, read here (one int: atomic under the GIL)
-
-        def progress(fraction: float) -> None:
-            latest[0] = int(fraction * 100)
-
-        async def report() -> None:
-            # At most once a second; 100 is written with the job's terminal state.
-            sent = 0
-            while True:
-                await asyncio.sleep(1.0)
-                if min(latest[0], 99) != sent:
-                    sent = min(latest[0], 99)
-                    await self._queue.report_progress(job, worker, sent)
-
-        reporter = asyncio.create_task(report())
         try:
-            result = await self._renders.submit(lambda: self._render(engine, job, progress))
+            return await self._renders.submit(lambda: self._render(engine, job, progress))
         except (LipSyncInputError, UndecodableAudio) as exc:
             raise JobFailed(str(exc)) from exc
         except (EngineError, FileNotFoundError) as exc:
             raise JobFailed(f"lip sync failed: {exc}") from exc
-        finally:
-            reporter.cancel()
-        return result
 
     def _render(self, engine: LipSyncEngine, job: Job, progress: Callable[[float], None]) -> dict[str, Any]:
         audio = decode_audio(self._blobs.get(input_key(job.id, "audio")))
@@ -229,28 +195,12 @@ class LipSyncService:
             "framesWithFace": report.frames_with_face,
         }
 
-    def result_url(self, name: str) -> str:
-        """An absolute signed URL of a job's video."""
-        return self._links.lipsync_result(name, self._settings.lipsync.result_url_ttl_seconds)[0]
+    def result_url(self, result: dict[str, Any]) -> tuple[str, int]:
+        """The signed URL of a job's video and when it expires."""
+        return self._links.lipsync_result(result["video"], self._settings.lipsync.result_url_ttl_seconds)
 
-    async def settle(
-        self, job: Job, status: str, result: dict[str, Any] | None, error: str | None, session: AsyncSession
-    ) -> None:
-        """In the transaction that ends the job: credits, the webhook event, and the kept inputs
-        (no longer needed once the job is over)."""
-        if status == SUCCEEDED:
-            await self._billing.capture(hold_reference(job.id), session=session)
-        else:
-            await self._billing.release(hold_reference(job.id), session=session)
-        event = {
-            "type": f"lipsync.job.{'completed' if status == SUCCEEDED else status}",
-            "jobId": job.id,
-            "status": "completed" if status == SUCCEEDED else status,
-            "creditsUsed": job.credits if status == SUCCEEDED else 0,
-            "error": error,
-            "resultUrl": self.result_url(result["video"]) if result else None,
-        }
-        await self._webhooks.enqueue(job.account_id, f"{job.id}:{status}", event, session=session)
+    async def cleanup(self, job: Job) -> None:
+        """The kept inputs are no longer needed once the job is over."""
         await self._pool.submit(lambda: self._delete_inputs(job.id))
 
     def _delete_inputs(self, job_id: str) -> None:

@@ -1,9 +1,9 @@
 """Voices: built-in engine voices and the ones accounts make from reference audio.
 
-A made voice is created ``processing`` with its reference audio stored and its price held; the
-analysis runs in the background (``services/voice_processing.py``) and ends ``ready`` (price
-captured) or ``failed`` (price released). Private voices exist only for their owner: every other
-account gets 404, exactly as for a voice that does not exist.
+A made voice is created ``processing`` with its reference audio stored, its price held and its
+analysis queued, in one transaction; the analysis is a job (``services/voice_analysis.py``) that
+ends ``ready`` (price captured) or ``failed`` (price released). Private voices exist only for
+their owner: every other account gets 404, exactly as for a voice that does not exist.
 """
 
 from __future__ import annotations
@@ -17,33 +17,24 @@ from openfish.config import Settings
 from openfish.engines.base import VoiceInfo
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import Conflict, InvalidRequest, NotFound
+from openfish.jobs.service import JobService
 from openfish.services.billing import BillingService
 from openfish.services.ids import new_id
+from openfish.services.voice_analysis import (
+    VoiceAnalysis,
+    VoiceAnalysisPayload,
+    profile_key,
+    reference_key,
+    voice_hold_reference,
+)
 from openfish.services.voice_uploads import Reference
 from openfish.services.workers import WorkerPool
 from openfish.store.blobs import BlobStore
 from openfish.store.database import Database
 from openfish.store.models import Voice
 
-VOICE_AREA = "voices"
 CUSTOM_PROVIDER = "custom"
 VISIBILITIES = ("private", "unlist", "public")
-SURFACE = "voices"
-
-
-def reference_key(voice_id: str, index: int) -> str:
-    """Blob key of a voice's ``index``-th reference clip."""
-    return f"{VOICE_AREA}/{voice_id}_ref{index}.wav"
-
-
-def profile_key(voice_id: str) -> str:
-    """Blob key of a voice's analysed speaker profile."""
-    return f"{VOICE_AREA}/{voice_id}_profile.bin"
-
-
-def hold_reference(voice_id: str) -> str:
-    """Ledger reference of a voice's creation price."""
-    return f"voice:{voice_id}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,11 @@ class VoiceService:
         engines: EngineRegistry,
         blobs: BlobStore,
         pool: WorkerPool,
+        jobs: JobService,
+        analysis: VoiceAnalysis,
     ) -> None:
+        self._jobs = jobs
+        self._analysis = analysis
         self._pool = pool
         self._db = db
         self._settings = settings
@@ -100,7 +95,8 @@ class VoiceService:
         references: list[Reference],
         transcripts: list[str],
     ) -> Voice:
-        """Store the voice (``processing``) and its clips, holding its price; 402 if unaffordable."""
+        """Store the clips, then the voice (``processing``), its held price and its analysis job in
+        one transaction; 402 (nothing kept) if unaffordable."""
         rules = self._settings.voices
         if visibility not in VISIBILITIES:
             raise InvalidRequest(f"visibility: must be one of {', '.join(VISIBILITIES)}")
@@ -115,9 +111,6 @@ class VoiceService:
                 "voices cannot be made on this server: its base voice or converter is missing"
             )
         voice_id = new_id("voice")
-        await self._billing.hold(
-            account_id, rules.creation_credits, reference=hold_reference(voice_id), surface=SURFACE
-        )
         try:
             for index, reference in enumerate(references):
                 await self._pool.submit(partial(self._store_reference, voice_id, index, reference))
@@ -137,11 +130,15 @@ class VoiceService:
                 transcripts=transcripts,
                 credits=rules.creation_credits,
             )
-            async with self._db.transaction() as session:
-                session.add(voice)
+            await self._jobs.submit(
+                self._analysis,
+                account_id,
+                VoiceAnalysisPayload(voice_id=voice_id),
+                credits=rules.creation_credits,
+                rows=[voice],
+            )
         except BaseException:
             await self._pool.submit(lambda: self._remove_blobs(voice_id, len(references)))
-            await self._billing.release(hold_reference(voice_id))
             raise
         return voice
 
@@ -175,8 +172,8 @@ class VoiceService:
                 raise NotFound(f"voice {voice_id} does not exist")
             count = voice.reference_count
             await session.delete(voice)
-        # A voice deleted while processing must not keep its price held.
-        await self._billing.release(hold_reference(voice_id))
+            # A voice deleted while processing must not keep its price held (a no-op once settled).
+            await self._billing.release(voice_hold_reference(voice_id), session=session)
         await self._pool.submit(lambda: self._remove_blobs(voice_id, count))
 
     async def page(

@@ -79,14 +79,15 @@ def insert_if_absent(
     return insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
 
 
-def _alembic_config() -> Config:
+def alembic_config() -> Config:
+    """Alembic's configuration for openfish's migrations (bind a connection via ``attributes``)."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     return config
 
 
 def _upgrade_to_head(connection: Connection) -> None:
-    config = _alembic_config()
+    config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 

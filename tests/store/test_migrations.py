@@ -1,0 +1,72 @@
+"""Upgrades keep work: voices an older version left ``processing`` are analysed after the upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from alembic import command
+from sqlalchemy import Connection, select
+
+from openfish.store.database import alembic_config
+from openfish.store.models import Job, LedgerEntry, Voice
+from tests.api.test_voices import accepted_voice
+from tests.conftest import Harness
+
+
+def migrate_to(revision: str) -> Callable[[Connection], None]:
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        if revision == "0005":
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
+
+    return run
+
+
+async def voice_jobs(harness: Harness) -> list[Job]:
+    async with harness.services.db.session() as session:
+        return list(await session.scalars(select(Job).where(Job.kind == "voice")))
+
+
+async def test_voices_left_processing_by_version_0005_are_analysed_after_the_upgrade(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    harness = await harness_factory(jobs={"embedded_worker": False})
+    services = harness.services
+    caller = await harness.new_caller()
+    voice = await accepted_voice(harness, caller)
+    # Back to 0005: the state an older version leaves (a processing voice, its price held, no job).
+    async with services.db.engine.begin() as connection:
+        await connection.run_sync(migrate_to("0005"))
+    assert await voice_jobs(harness) == []
+    async with services.db.engine.begin() as connection:
+        await connection.run_sync(migrate_to("head"))
+    [job] = await voice_jobs(harness)
+    assert (job.status, job.payload, job.credits) == ("queued", {"voice_id": voice.id}, 100)
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(services.job_worker.run(stop))
+    try:
+        for _ in range(600):
+            async with services.db.session() as session:
+                status = (await session.get(Voice, voice.id, populate_existing=True)).status  # type: ignore[union-attr]
+            if status != "processing":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await worker
+    assert status == "ready"
+    async with services.db.session() as session:
+        kinds = list(
+            await session.scalars(
+                select(LedgerEntry.kind)
+                .where(LedgerEntry.reference == f"voice:{voice.id}")
+                .order_by(LedgerEntry.id)
+            )
+        )
+    assert kinds == ["hold", "capture"]  # the old hold, captured once: nothing held twice
+    assert await harness.balance(caller.account_id) == 1000 - 100
