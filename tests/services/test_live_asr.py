@@ -18,13 +18,13 @@ from openfish.engines.base import Audio, EngineError, TranscriptionEngine, VadEn
 from openfish.engines.registry import EngineRegistry
 from openfish.engines.whisper import WhisperEngine
 from openfish.services.live_asr import (
-    MAX_PENDING_DECODES,
     FinalTranscript,
     LiveEvent,
     LiveTranscriber,
     PartialBudget,
     PartialTranscript,
 )
+from openfish.services.live_decodes import MAX_PENDING_DECODES
 from openfish.services.workers import WorkerPool
 from tests.audio_checks import word_error_rate
 from tests.voice_clips import espeak_wav

@@ -438,7 +438,7 @@ def _fail_post(service: WebhookService, monkeypatch: pytest.MonkeyPatch, exc: Ba
     async def post(*args: Any, **kwargs: Any) -> Any:
         raise exc
 
-    monkeypatch.setattr(service, "_post", post)
+    monkeypatch.setattr(service._sender, "_post", post)
 
 
 def _fail_resolver(service: WebhookService, monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.jobs.queue import CANCELED, FAILED, PROCESSING, QUEUED, SUCCEEDED, TERMINAL, JobPage
 from openfish.store.database import Database
+from openfish.store.leases import lease_expiry, take_row
 from openfish.store.models import Job, utcnow
 
 
@@ -72,21 +73,21 @@ class SqlJobQueue:
             if candidate is None:
                 return None
             async with self._db.transaction() as session:
-                result = await session.execute(
-                    update(Job)
-                    .where(Job.id == candidate.id, Job.attempt == candidate.attempt, runnable)
-                    .values(
-                        status=PROCESSING,
-                        attempt=candidate.attempt + 1,
-                        lease_owner=worker,
-                        lease_expires_at=now + timedelta(seconds=lease_seconds),
-                        progress=0,  # a retried attempt starts over
-                        started_at=now,
-                        updated_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
+                taken = await take_row(
+                    session,
+                    candidate,
+                    Job.attempt,
+                    still=[runnable],
+                    values={
+                        "status": PROCESSING,
+                        "lease_owner": worker,
+                        "lease_expires_at": lease_expiry(now, lease_seconds),
+                        "progress": 0,  # a retried attempt starts over
+                        "started_at": now,
+                        "updated_at": now,
+                    },
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
+                if taken:
                     return await session.get(Job, candidate.id, populate_existing=True)
         return None
 

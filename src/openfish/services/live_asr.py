@@ -4,33 +4,30 @@ Audio arrives in chunks of any length. Whole VAD windows are scored in the worke
 or above the speech threshold opens an utterance (with ~200 ms of the audio before it), and
 ``end_silence_ms`` of windows below a lower release threshold close it. Closed utterances are
 decoded urgently and reported as :class:`FinalTranscript`; while one is still open, the audio so
-far is decoded now and then for a :class:`PartialTranscript`. One background task per stream runs
-the decodes one after another and emits their events, so events leave in the order they were
-asked for and a partial can never arrive after its utterance's final.
+far is decoded now and then for a :class:`PartialTranscript`. This module is the endpointing;
+:class:`~openfish.services.live_decodes.LiveDecodes` runs the decodes one after another on one
+background task per stream and emits their events, so events leave in the order they were asked
+for and a partial can never arrive after its utterance's final.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-import logging
 import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from openfish.config import RealtimeSettings
 from openfish.engines.base import Audio, Transcript, TranscriptionEngine, VadEngine
+from openfish.services.live_decodes import Decode, LiveDecodes, discard
 from openfish.services.live_transcripts import FinalTranscript, LiveEvent, PartialBudget, PartialTranscript
 from openfish.services.workers import WorkerPool
 
 __all__ = ["FinalTranscript", "LiveEvent", "LiveTranscriber", "PartialBudget", "PartialTranscript"]
-
-logger = logging.getLogger("openfish.realtime")
 
 #: Audio kept before an utterance's first speech window and after its last one: onsets and word
 #: endings are often quieter than the VAD threshold, and Whisper drops clipped words.
@@ -40,23 +37,8 @@ HYSTERESIS = 0.15
 #: Silent windows (~100 ms) after which the early final is started: Silero's probability already
 #: trails the sound by about as much, so the audio decoded holds the speech's end.
 EARLY_FINAL_WINDOWS = 3
-#: Finals waiting to be decoded before ``feed`` waits (a client sending faster than real time).
-MAX_PENDING_DECODES = 3
 #: Shorter blips (clicks, a cough's onset) are not worth a decode.
 MIN_SPEECH_SECONDS = 0.1
-
-
-@dataclass(frozen=True)
-class _Decode:
-    """One decode request: ``audio`` begins ``offset`` seconds into the stream."""
-
-    final: bool
-    audio: Audio
-    offset: float
-    start: float
-    end: float
-    #: A decode of exactly this audio already under way (the early final), to be awaited instead.
-    ready: asyncio.Future[Transcript] | None = None
 
 
 class LiveTranscriber:
@@ -81,9 +63,17 @@ class LiveTranscriber:
         words: bool = False,
         partials: PartialBudget | None = None,
     ) -> None:
-        self._engine, self._pool, self._emit = engine, pool, emit
-        self._partials = partials or PartialBudget(limit=1_000_000)
-        self._language, self._words = language, words
+        self._pool = pool
+        self._decodes = LiveDecodes(
+            engine,
+            pool,
+            emit,
+            sample_rate=self.SAMPLE_RATE,
+            language=language,
+            words=words,
+            partials=partials or PartialBudget(limit=1_000_000),
+            partial_interval=settings.partial_interval_seconds,
+        )
         self._vad = vad.stream()
         self._window = vad.window
         rate = self.SAMPLE_RATE
@@ -92,7 +82,6 @@ class LiveTranscriber:
         self._end_windows = math.ceil(settings.end_silence_ms * rate / 1000 / self._window)
         self._pad_windows = math.ceil(PAD_SECONDS * rate / self._window)
         self._min_speech = int(MIN_SPEECH_SECONDS * rate)
-        self._partial_interval = settings.partial_interval_seconds
         self._partial_samples = int(settings.partial_interval_seconds * rate)
         self._max_samples = int(settings.max_utterance_seconds * rate)
 
@@ -109,13 +98,8 @@ class LiveTranscriber:
         # padding, kept if no speech follows before the utterance is closed. It saves the rest of
         # ``end_silence_ms`` on the final's latency. (speech end it was made for, the decode)
         self._early: tuple[int, asyncio.Future[Transcript]] | None = None
-
-        self._jobs: asyncio.Queue[_Decode | None] = asyncio.Queue()
-        self._pending = 0  # decodes queued or running
-        self._drained = asyncio.Event()  # set whenever a decode is done (backpressure in feed)
-        self._worker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._finished = self._closed = self._surfaced = False
+        self._finished = False
 
     @property
     def received_seconds(self) -> float:
@@ -125,23 +109,21 @@ class LiveTranscriber:
     @property
     def pending_decodes(self) -> int:
         """Decodes queued or running for this stream."""
-        return self._pending
+        return self._decodes.pending
 
     async def feed(self, audio: Audio) -> None:
         """Take the next chunk (1-D float32, any length). Waits for the VAD, and — only when a client
         sends audio faster than it can be transcribed — until at most ``MAX_PENDING_DECODES`` decodes
         are waiting, so the queued utterances' audio cannot grow without bound; raises an earlier
         decode's (or ``emit``'s) error. A no-op once closed."""
-        if self._closed:
+        if self._decodes.closed:
             return
         if self._finished:
             raise RuntimeError("feed() after finish()")
-        while self._pending > MAX_PENDING_DECODES and self._worker is not None and not self._worker.done():
-            self._drained.clear()
-            await self._drained.wait()
-        if self._closed:
+        await self._decodes.wait_for_room()
+        if self._decodes.closed:
             return
-        self._raise_worker_error()
+        self._decodes.raise_error()
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError("live audio must be 1-D (mono)")
@@ -152,7 +134,7 @@ class LiveTranscriber:
     async def finish(self) -> None:
         """End of input: close the open utterance, then wait until every decode has run and its
         event was emitted. Raises the first decode or ``emit`` error. A no-op once closed."""
-        if self._closed:
+        if self._decodes.closed:
             return
         async with self._lock:
             if not self._finished:
@@ -161,44 +143,16 @@ class LiveTranscriber:
                     # Judge the last few milliseconds too; the zeros only complete the window.
                     tail = np.zeros(self._window - self._carry.size, dtype=np.float32)
                     await self._process(np.concatenate([self._carry, tail]))
-                if self._utterance is not None and not self._closed:
+                if self._utterance is not None and not self._decodes.closed:
                     self._close_utterance()
-            worker = self._worker
-            if worker is None or self._closed:
-                return
-            if not worker.done():
-                self._jobs.put_nowait(None)  # stops the worker once the queue is drained
-            try:
-                await worker
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if self._closed and current is not None and not current.cancelling():
-                    return  # aclose() abandoned the stream meanwhile
-                raise
-            except BaseException:
-                self._surfaced = True
-                raise
-            self._worker = None
+            await self._decodes.finish()
 
     async def aclose(self) -> None:
         """Abandon the stream: cancel pending decodes and emit nothing more (idempotent)."""
-        if self._closed:
+        if self._decodes.closed:
             return
-        self._closed = True
-        self._drained.set()  # a feed waiting for decodes to drain returns (closed: a no-op)
         self._drop_early()
-        worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        worker.cancel()
-        if worker is asyncio.current_task():
-            return  # called from ``emit``: the task ends when it resumes
-        await asyncio.wait([worker])
-        if not worker.cancelled() and worker.exception() is not None and not self._surfaced:
-            # Nobody will call feed or finish again to see it; keep the failure in the logs.
-            logger.warning(
-                "realtime transcription failed after the stream was abandoned", exc_info=worker.exception()
-            )
+        await self._decodes.aclose()
 
     async def _process(self, samples: Audio) -> None:
         """Score the whole windows of ``samples`` in the pool and step through them."""
@@ -210,7 +164,7 @@ class LiveTranscriber:
         score = functools.partial(self._vad.probabilities, windows)
         probabilities = await self._pool.submit(score, deadline=time.monotonic())
         for i, probability in enumerate(probabilities):
-            if self._closed:
+            if self._decodes.closed:
                 return
             # Copies, so a kept window does not pin the caller's whole chunk in memory.
             self._step(windows[i * self._window : (i + 1) * self._window].copy(), probability)
@@ -238,7 +192,7 @@ class LiveTranscriber:
             # Whisper hears at most 30 s: cut here and carry on with a new utterance at once.
             self._close_utterance()
             self._open_utterance(self._position, [])
-        elif self._silent == 0 and self._pending == 0 and self._position >= self._next_partial:
+        elif self._silent == 0 and self._decodes.pending == 0 and self._position >= self._next_partial:
             # Only on a speech window: a partial decoded during the closing silence would add no
             # words and hold up the final behind it.
             self._next_partial = self._position + self._partial_samples
@@ -261,13 +215,13 @@ class LiveTranscriber:
         early, self._early = self._early, None
         ready = early[1] if early is not None and early[0] == self._speech_end else None
         if early is not None and ready is None:
-            _discard(early[1])
+            discard(early[1])
         if self._speech_end - self._speech_start >= self._min_speech and keep:
             self._enqueue(
                 True, np.concatenate(windows[:keep]), min(self._speech_end, self._received), ready=ready
             )
         elif ready is not None:
-            _discard(ready)
+            discard(ready)
 
     def _final_audio(self) -> Audio | None:
         """The audio a final of the open utterance would decode now (speech plus trailing padding)."""
@@ -282,93 +236,18 @@ class LiveTranscriber:
         audio = self._final_audio()
         if audio is None or self._early is not None:
             return
-        self._early = (
-            self._speech_end,
-            self._pool.submit(self._transcriber(audio, final=True), deadline=time.monotonic()),
-        )
+        self._early = (self._speech_end, self._decodes.submit_final(audio))
 
     def _drop_early(self) -> None:
         if self._early is not None:
             # Speech went on: that decode is of a cut-off utterance. (A running one just finishes.)
-            _discard(self._early[1])
+            discard(self._early[1])
             self._early = None
 
     def _enqueue(
         self, final: bool, audio: Audio, end: int, ready: asyncio.Future[Transcript] | None = None
     ) -> None:
         rate = self.SAMPLE_RATE
-        self._jobs.put_nowait(
-            _Decode(final, audio, self._offset / rate, self._speech_start / rate, end / rate, ready)
+        self._decodes.enqueue(
+            Decode(final, audio, self._offset / rate, self._speech_start / rate, end / rate, ready)
         )
-        self._pending += 1
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run(), name="live-asr-decodes")
-
-    def _raise_worker_error(self) -> None:
-        worker = self._worker
-        if worker is not None and worker.done() and not worker.cancelled() and worker.exception() is not None:
-            self._surfaced = True
-            worker.result()
-
-    async def _run(self) -> None:
-        """The stream's decodes, one at a time in request order; errors end the task."""
-        while (job := await self._jobs.get()) is not None:
-            try:
-                event = await self._decode(job)
-                if event is not None and not self._closed:
-                    await self._emit(event)
-            finally:
-                self._pending -= 1
-                self._drained.set()
-
-    def _transcriber(self, audio: Audio, *, final: bool) -> Callable[[], Transcript]:
-        return functools.partial(
-            self._engine.transcribe,
-            audio,
-            self.SAMPLE_RATE,
-            language=self._language,
-            words=self._words and final,
-        )
-
-    async def _decode(self, job: _Decode) -> LiveEvent | None:
-        if job.ready is not None:
-            transcript = await job.ready
-        elif job.final:
-            transcript = await self._pool.submit(
-                self._transcriber(job.audio, final=True), deadline=time.monotonic()
-            )
-        elif not await self._partials.try_acquire():
-            return None  # the machine is busy: skip this partial, the next one is due soon
-        else:
-            try:
-                # Due before the next partial would be: finals and VAD windows go ahead of it.
-                deadline = time.monotonic() + self._partial_interval
-                transcript = await self._pool.submit(
-                    self._transcriber(job.audio, final=False), deadline=deadline
-                )
-            finally:
-                await self._partials.release()
-        text = transcript.text.strip()
-        if not text:
-            return None
-        if not job.final:
-            return PartialTranscript(text=text, start=job.start)
-        words = None
-        if self._words:
-            # Whisper puts a padded utterance's first word too early; the VAD's bounds are tighter.
-            words = []
-            for segment in transcript.segments:
-                for word in segment.words or []:
-                    start = min(max(word.start + job.offset, job.start), job.end)
-                    end = min(max(word.end + job.offset, start), job.end)
-                    words.append(dataclasses.replace(word, start=start, end=end))
-        return FinalTranscript(
-            text=text, start=job.start, end=job.end, language=transcript.language, words=words
-        )
-
-
-def _discard(future: asyncio.Future[Transcript]) -> None:
-    """Drop a decode nobody will await: cancel it if it has not run, and retrieve its outcome so a
-    failure is not reported as never retrieved."""
-    future.cancel()
-    future.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -1,9 +1,9 @@
 """Webhook delivery: events are queued in the caller's transaction, then signed and POSTed.
 
-A delivery is claimed by a conditional ``UPDATE`` that bumps ``attempts`` and sets a lease, so two
-processes never send it at once; a result is recorded only while ``attempts`` still holds the
-claimed value. Each attempt re-checks the URL, refuses any non-public resolved address and connects
-to the address it checked (the hostname stays in ``Host`` and TLS), defeating DNS rebinding.
+A delivery is claimed by a conditional ``UPDATE`` that bumps ``attempts`` and sets a lease
+(:mod:`openfish.store.leases`), so two processes never send it at once; a result is recorded only
+while ``attempts`` still holds the claimed value. Sending one attempt, with its checks against DNS
+rebinding, is :mod:`openfish.services.webhook_sender`'s.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
-from openfish.errors import InvalidRequest, NotFound
-from openfish.services import net_guard, webhooks
+from openfish.errors import NotFound
+from openfish.services import webhooks
+from openfish.services.webhook_sender import Outcome, WebhookSender, describe_failure
 from openfish.store.database import Database, insert_if_absent
+from openfish.store.leases import lease_expiry, lease_free, take_row
 from openfish.store.models import Account, WebhookDelivery, utcnow
 
 logger = logging.getLogger("openfish.webhooks")
@@ -33,9 +34,6 @@ logger = logging.getLogger("openfish.webhooks")
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
-SIGNATURE_HEADER = "X-Openfish-Signature"
-EVENT_ID_HEADER = "X-Openfish-Event-Id"
-USER_AGENT = "openfish-webhooks/1"
 #: ``last_error`` of a delivery whose every attempt ended without a recorded result.
 GAVE_UP = "gave up: every attempt ended without a recorded result (the sender stopped)"
 #: How long a claim outlives the attempt's own deadline before another process may take it over.
@@ -52,18 +50,6 @@ class _Claim:
     attempts: int
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    status_code: int | None = None
-    error: str | None = None
-    #: A failure that a retry cannot fix (a refused address): the delivery fails at once.
-    permanent: bool = False
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
 class WebhookService:
     """Queues job events for an account's webhook and delivers them, signed, with retries."""
 
@@ -71,7 +57,7 @@ class WebhookService:
         self._db = db
         self._rules = settings.webhooks
         self._clock = clock
-        self._client: httpx.AsyncClient | None = None
+        self._sender = WebhookSender(self._rules, clock)
 
     async def secret_for(self, account_id: str) -> str:
         """The account's signing secret, made and stored on first use (concurrent callers agree)."""
@@ -154,16 +140,12 @@ class WebhookService:
 
     async def aclose(self) -> None:
         """Close the HTTP client (call at shutdown)."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._sender.aclose()
 
     async def _claim(self, limit: int) -> list[_Claim]:
         now = self._clock()
-        lease = now + timedelta(seconds=self._rules.timeout_seconds) + LEASE_MARGIN
-        free: ColumnElement[bool] = or_(
-            WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now
-        )
+        lease = lease_expiry(now, self._rules.timeout_seconds, LEASE_MARGIN)
+        free = lease_free(WebhookDelivery.lease_expires_at, now)
         limit_reached = WebhookDelivery.attempts >= self._rules.max_attempts
         due = (
             WebhookDelivery.status == PENDING,
@@ -189,13 +171,9 @@ class WebhookService:
                 .with_for_update(skip_locked=True)  # PostgreSQL: workers take different rows
             )
             for row in rows.all():
-                result = await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id == row.id, WebhookDelivery.attempts == row.attempts, *due)
-                    .values(attempts=row.attempts + 1, lease_expires_at=lease)
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
+                if await take_row(
+                    session, row, WebhookDelivery.attempts, still=due, values={"lease_expires_at": lease}
+                ):
                     claims.append(
                         _Claim(row.id, row.account_id, row.event_id, row.url, row.payload, row.attempts + 1)
                     )
@@ -206,9 +184,9 @@ class WebhookService:
         try:
             secret = await self.secret_for(claim.account_id)
             async with asyncio.timeout(self._rules.timeout_seconds):
-                outcome = await self._send(claim, secret)
+                outcome = await self._sender.send(claim.url, claim.event_id, claim.payload, secret)
         except TimeoutError:
-            outcome = _Outcome(error=f"no answer within {self._rules.timeout_seconds:g} s")
+            outcome = Outcome(error=f"no answer within {self._rules.timeout_seconds:g} s")
         except Exception as exc:
             # Whatever went wrong, the attempt must be recorded as failed: left unrecorded, the row
             # keeps status pending and is claimed again after every lease, past max_attempts,
@@ -219,73 +197,10 @@ class WebhookService:
                 claim.attempts,
                 exc_info=exc,
             )
-            outcome = _Outcome(error=_describe(exc, secret))
+            outcome = Outcome(error=describe_failure(exc, secret))
         await self._record(claim, outcome)
 
-    async def _send(self, claim: _Claim, secret: str) -> _Outcome:
-        try:
-            # Also refuses what httpx cannot parse, e.g. URLs stored before the validator knew
-            # IPv4 shorthand (https://0177.0.0.1/): no retry can ever deliver those.
-            webhooks.validate_webhook_url(claim.url, self._rules)
-        except InvalidRequest as exc:
-            return _Outcome(error=f"refused: {exc}", permanent=True)
-        url = httpx.URL(claim.url)
-        host = url.raw_host.decode("ascii")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            addresses = await net_guard.resolve(host, port)
-        except OSError as exc:
-            return _Outcome(error=f"could not resolve {host}: {exc}")
-        if not self._rules.allow_private_targets:
-            for address in addresses:
-                if not net_guard.is_public_address(net_guard.parse_address(address)):
-                    return _Outcome(error=f"refused: {host} resolves to non-public {address}", permanent=True)
-        timestamp = int(self._clock().timestamp())
-        body = claim.payload.encode()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            EVENT_ID_HEADER: claim.event_id,
-            SIGNATURE_HEADER: webhooks.sign(secret, timestamp, body),
-        }
-        outcome = _Outcome(error=f"{host} has no address")
-        for address in addresses:
-            try:
-                return await self._post(claim.url, address, headers, body)
-            except httpx.TransportError as exc:
-                outcome = _Outcome(error=f"{type(exc).__name__} to {address}: {exc}"[:500])
-                if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-                    break  # the request may have reached the receiver: do not send it again now
-        return outcome
-
-    async def _post(self, url: str, address: str, headers: dict[str, str], body: bytes) -> _Outcome:
-        target, host_header, extensions = net_guard.pinned_request(url, address)
-        client = self._http()
-        request = client.build_request(
-            "POST", target, content=body, headers={**headers, **host_header}, extensions=extensions
-        )
-        response = await client.send(request, stream=True, follow_redirects=False)
-        try:
-            received = bytearray()
-            async for chunk in response.aiter_raw():
-                received += chunk
-                if len(received) >= self._rules.max_response_bytes:
-                    break
-        finally:
-            await response.aclose()
-        code = response.status_code
-        if 200 <= code < 300:
-            return _Outcome(status_code=code)
-        note = " (redirects are not followed)" if 300 <= code < 400 else ""
-        snippet = bytes(received[:200]).decode("utf-8", "replace")
-        return _Outcome(status_code=code, error=f"HTTP {code}{note}: {snippet}"[:500])
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = net_guard.guarded_client(self._rules.timeout_seconds)
-        return self._client
-
-    async def _record(self, claim: _Claim, outcome: _Outcome) -> None:
+    async def _record(self, claim: _Claim, outcome: Outcome) -> None:
         now = self._clock()
         values: dict[str, Any] = {"lease_expires_at": None}
         # The column holds 500 characters (PostgreSQL enforces it): a longer error, e.g. one that
@@ -316,11 +231,3 @@ class WebhookService:
             logger.warning("webhook delivery %s was taken over before its result was saved", claim.event_id)
         elif not outcome.delivered:
             logger.info("webhook delivery %s attempt %d: %s", claim.event_id, claim.attempts, outcome.error)
-
-
-def _describe(exc: BaseException, secret: str | None) -> str:
-    """``last_error`` for an unexpected failure: its type and message, without the signing secret."""
-    text = f"{type(exc).__name__}: {exc}"
-    if secret:
-        text = text.replace(secret, "[secret]")
-    return text[:500]
