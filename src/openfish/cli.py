@@ -20,7 +20,7 @@ from openfish.config import Settings
 from openfish.container import Services, build_services
 from openfish.errors import OpenfishError
 from openfish.logs import configure_logging, log_config
-from openfish.services.accounts import IssuedToken
+from openfish.services.accounts.accounts import IssuedToken
 
 T = TypeVar("T")
 

@@ -20,29 +20,29 @@ from openfish.jobs.service import JobService
 from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.jobs.worker import JobWorker
 from openfish.paths import SignedLinks
-from openfish.services.accounts import AccountService
-from openfish.services.billing import BillingService
-from openfish.services.files import FileService
-from openfish.services.idempotency import IdempotencyService
-from openfish.services.limits import RequestLimiter
-from openfish.services.lipsync import LipSyncJobs
-from openfish.services.media_fetch import MediaFetcher
-from openfish.services.media_inputs import MediaInputs
-from openfish.services.readiness import Readiness
-from openfish.services.realtime import SessionSlots, release_abandoned
-from openfish.services.realtime_asr import LiveListeningFactory
-from openfish.services.retention import sweep
-from openfish.services.signing import UrlSigner
-from openfish.services.speech import SpeechPlanner
-from openfish.services.synthesis import SynthesisService
-from openfish.services.transcription import TranscriptionService
-from openfish.services.tts_jobs import TtsJobs
-from openfish.services.usage import UsageService
-from openfish.services.voice_analysis import BaseProfiles, VoiceAnalysis
-from openfish.services.voice_conversion import VoiceConversions
-from openfish.services.voices import VoiceService
-from openfish.services.webhook_delivery import WebhookService
-from openfish.services.workers import WorkerPool
+from openfish.services.accounts.accounts import AccountService
+from openfish.services.accounts.billing import BillingService
+from openfish.services.accounts.idempotency import IdempotencyService
+from openfish.services.accounts.limits import RequestLimiter
+from openfish.services.accounts.sessions import SessionSlots, release_abandoned
+from openfish.services.accounts.usage import UsageService
+from openfish.services.asr.sessions import LiveListeningFactory
+from openfish.services.asr.transcription import TranscriptionService
+from openfish.services.media.fetch import MediaFetcher
+from openfish.services.media.files import FileService
+from openfish.services.media.inputs import MediaInputs
+from openfish.services.media.lipsync import LipSyncJobs
+from openfish.services.runtime.readiness import Readiness
+from openfish.services.runtime.retention import sweep
+from openfish.services.runtime.signing import UrlSigner
+from openfish.services.runtime.workers import WorkerPool
+from openfish.services.tts.jobs import TtsJobs
+from openfish.services.tts.planner import SpeechPlanner
+from openfish.services.tts.synthesis import SynthesisService
+from openfish.services.voices.analysis import BaseProfiles, VoiceAnalysis
+from openfish.services.voices.catalog import VoiceService
+from openfish.services.voices.conversion import VoiceConversions
+from openfish.services.webhooks.delivery import WebhookService
 from openfish.store.blobs import BlobStore
 from openfish.store.counters import MemoryCounters
 from openfish.store.database import Database

@@ -37,7 +37,8 @@ _QUERY_PARAMETER = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#?\s\"'<>]+)=(?P<va
 # An underscore, also percent-encoded, so an escaped copy of a token in a URL is caught as well.
 _UNDERSCORE = r"(?:_|%5[Ff])"
 _SECRETS = (
-    # API tokens (``ofk_tok_<hex>_<secret>``, see services/tokens.py), and anything else on that prefix.
+    # API tokens (``ofk_tok_<hex>_<secret>``, see services/accounts/tokens.py), and anything else on
+    # that prefix.
     re.compile(rf"\bofk{_UNDERSCORE}(?:[A-Za-z0-9-]|{_UNDERSCORE})+"),
     re.compile(rf"\bwhsec{_UNDERSCORE}(?:[A-Za-z0-9-]|{_UNDERSCORE})+"),
 )

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openfish.api.envelopes import error_response
 from openfish.errors import InvalidRequest, PayloadTooLarge
-from openfish.services.ids import new_id
+from openfish.services.runtime.ids import new_id
 
 access_log = logging.getLogger("openfish.access")
 #: The id of the request being served, for log records.

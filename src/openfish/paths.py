@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openfish.services.signing import UrlSigner
+from openfish.services.runtime.signing import UrlSigner
 
 #: Base path of the v1 API.
 V1 = "/api/open/v1"

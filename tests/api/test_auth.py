@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from openfish.api.deps import CurrentAccount
-from openfish.services.accounts import LAST_USED_RESOLUTION
-from openfish.services.tokens import hash_secret, parse_token
+from openfish.services.accounts.accounts import LAST_USED_RESOLUTION
+from openfish.services.accounts.tokens import hash_secret, parse_token
 from tests.api.test_handlers import assert_v1_error
 from tests.conftest import Caller, Harness
 

@@ -25,7 +25,7 @@ from hypothesis import settings
 
 from openfish.app import create_app
 from openfish.engines.registry import EngineRegistry
-from openfish.services.accounts import AccountService
+from openfish.services.accounts.accounts import AccountService
 from tests.conftest import make_settings
 
 #: Operations whose valid inputs the schema cannot describe, so a schema-valid request may be

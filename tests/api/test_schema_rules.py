@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from openfish.config import WebhookSettings
 from openfish.errors import InvalidRequest
-from openfish.services.webhooks import validate_webhook_url, webhook_url_pattern
+from openfish.services.webhooks.rules import validate_webhook_url, webhook_url_pattern
 from tests.conftest import Harness
 
 

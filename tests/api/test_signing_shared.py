@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from openfish.app import create_app
 from openfish.engines.registry import EngineRegistry
-from openfish.services.signing import SECRET_NAME, UrlSigner
+from openfish.services.runtime.signing import SECRET_NAME, UrlSigner
 from openfish.store.models import ServerSecret
 from tests.api.test_handlers import assert_v1_error
 from tests.conftest import Caller, Harness, make_settings

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from openfish.audio.decode import decode_audio
-from openfish.services.webhooks import verify
+from openfish.services.webhooks.rules import verify
 from openfish.store.models import IdempotencyRecord, LedgerEntry
 from tests.api.test_handlers import assert_v1_error
 from tests.conftest import Caller, Harness, Receiver

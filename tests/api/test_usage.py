@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from openfish.services.billing import BillingService
+from openfish.services.accounts.billing import BillingService
 from tests.api.test_handlers import assert_v1_error
 from tests.conftest import Caller, Harness
 

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from openfish.audio.decode import decode_audio
-from openfish.services.voice_analysis import profile_key, reference_key
-from openfish.services.voice_uploads import Upload, check_uploads
+from openfish.services.voices.analysis import profile_key, reference_key
+from openfish.services.voices.uploads import Upload, check_uploads
 from openfish.store.models import LedgerEntry, Voice
 from tests.api.test_handlers import assert_v1_error
 from tests.audio_checks import mean_f0

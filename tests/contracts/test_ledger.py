@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from openfish.errors import InsufficientCredits, NotFound, QuotaExceeded
-from openfish.services.billing import HOLD_CAPTURED, HOLD_RELEASED
+from openfish.services.accounts.billing import HOLD_CAPTURED, HOLD_RELEASED
 from openfish.store.models import LedgerEntry
 from tests.conftest import Harness
 

@@ -16,7 +16,7 @@ from openfish.api.deps import ServicesDep
 from openfish.api.downloads import blob_response
 from openfish.errors import ErrorBody, NotFound
 from openfish.paths import STORED_AUDIO
-from openfish.services.synthesis import stored_audio_key
+from openfish.services.tts.synthesis import stored_audio_key
 
 router = APIRouter(prefix=STORED_AUDIO, tags=["tts"])
 

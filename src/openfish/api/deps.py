@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.container import Services
 from openfish.errors import Unauthorized
-from openfish.services.accounts import Principal
+from openfish.services.accounts.accounts import Principal
 
 
 def _services(request: Request) -> Services:

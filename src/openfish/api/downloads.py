@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from openfish.errors import NotFound
-from openfish.services.workers import WorkerPool
+from openfish.services.runtime.workers import WorkerPool
 from openfish.store.blobs import BlobInfo, BlobStore
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")

@@ -1,4 +1,4 @@
-"""Running a creating request under an ``Idempotency-Key`` (see ``services/idempotency.py``)."""
+"""Running a creating request under an ``Idempotency-Key`` (see ``services/accounts/idempotency.py``)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.api.voices import LANGUAGE_PATTERN, Visibility, VoiceForm, create_voice
-from openfish.services.voices import VoiceView
+from openfish.services.voices.catalog import VoiceView
 
 router = APIRouter(prefix="/api/open", tags=["legacy"])
 

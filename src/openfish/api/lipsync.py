@@ -23,8 +23,8 @@ from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.container import Services
 from openfish.errors import ErrorBody, NotFound
 from openfish.paths import LIPSYNC_RESULTS
-from openfish.services.idempotency import request_fingerprint
-from openfish.services.lipsync import AREA
+from openfish.services.accounts.idempotency import request_fingerprint
+from openfish.services.media.lipsync import AREA
 from openfish.store.models import Job
 
 router = APIRouter(prefix="/api/open/v1/media/lip-sync", tags=["lip sync"])

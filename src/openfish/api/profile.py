@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openfish.api.bodies import body_schema, read_model
 from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
-from openfish.services.webhooks import validate_webhook_url
+from openfish.services.webhooks.rules import validate_webhook_url
 from openfish.store.models import Account
 
 router = APIRouter(prefix="/api/open/v1", tags=["profile"])

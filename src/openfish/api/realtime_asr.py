@@ -19,9 +19,9 @@ from openfish.api.schema import SocketDoc
 from openfish.api.sockets import Conversation, Message, RealtimeSocket, serve_socket
 from openfish.container import Services
 from openfish.errors import Conflict, InsufficientCredits, InvalidRequest, OpenfishError
-from openfish.services.accounts import Principal
-from openfish.services.live_asr import FinalTranscript, LiveEvent
-from openfish.services.realtime_asr import RATE, SAMPLE_RATES, LiveListening
+from openfish.services.accounts.accounts import Principal
+from openfish.services.asr.live import FinalTranscript, LiveEvent
+from openfish.services.asr.sessions import RATE, SAMPLE_RATES, LiveListening
 
 router = APIRouter()
 V1_PATH = "/api/open/v1/speech/transcriptions/live"

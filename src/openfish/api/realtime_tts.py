@@ -22,9 +22,9 @@ from openfish.api.sockets import Conversation, Message, RealtimeSocket, serve_so
 from openfish.api.tts import TtsBody
 from openfish.container import Services
 from openfish.errors import Conflict, InvalidRequest, OpenfishError
-from openfish.services.accounts import Principal
-from openfish.services.live_tts import LiveSpeech
-from openfish.services.realtime import TTS_SURFACE, CreditMeter
+from openfish.services.accounts.accounts import Principal
+from openfish.services.accounts.sessions import TTS_SURFACE, CreditMeter
+from openfish.services.tts.live import LiveSpeech
 
 router = APIRouter()
 V1_PATH = "/api/open/v1/speech/tts/live"

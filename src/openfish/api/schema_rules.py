@@ -15,8 +15,8 @@ from typing import Any
 
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry
-from openfish.services.speech import base_language
-from openfish.services.webhooks import webhook_url_pattern
+from openfish.services.tts.planner import base_language
+from openfish.services.webhooks.rules import webhook_url_pattern
 
 #: Request models that carry the TTS options (sync, jobs, legacy, realtime).
 TTS_MODELS = ("TtsBody", "LegacyTtsBody", "LiveTtsStart", "LegacyLiveTtsStart")

@@ -34,7 +34,7 @@ from openfish.errors import (
     Unauthorized,
 )
 from openfish.middleware import request_id_of
-from openfish.services.accounts import Principal
+from openfish.services.accounts.accounts import Principal
 
 logger = logging.getLogger("openfish.realtime")
 

@@ -15,7 +15,7 @@ from openfish.api.deps import CurrentAccount, ServicesDep
 from openfish.api.envelopes import error_responses
 from openfish.container import Services
 from openfish.middleware import request_id_of
-from openfish.services.speech import TtsRequest
+from openfish.services.tts.planner import TtsRequest
 
 router = APIRouter(prefix="/api/open/v1", tags=["tts"])
 

@@ -15,7 +15,7 @@ from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.api.tts import TtsBody
 from openfish.container import Services
-from openfish.services.idempotency import request_fingerprint
+from openfish.services.accounts.idempotency import request_fingerprint
 from openfish.store.models import Job
 
 router = APIRouter(prefix="/api/open/v1", tags=["tts"])

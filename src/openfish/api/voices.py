@@ -19,9 +19,9 @@ from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.container import Services
 from openfish.errors import InvalidRequest
-from openfish.services.idempotency import request_fingerprint
-from openfish.services.voice_uploads import Upload, check_uploads
-from openfish.services.voices import VoiceView
+from openfish.services.accounts.idempotency import request_fingerprint
+from openfish.services.voices.catalog import VoiceView
+from openfish.services.voices.uploads import Upload, check_uploads
 
 router = APIRouter(prefix="/api/open/v1", tags=["voices"])
 

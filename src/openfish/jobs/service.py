@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openfish.errors import Conflict, NotFound
 from openfish.jobs.kinds import JobKind, P, Progress
 from openfish.jobs.queue import CANCELED, SUCCEEDED, JobPage, JobQueue
-from openfish.services.billing import BillingService
-from openfish.services.ids import new_id
-from openfish.services.webhook_delivery import WebhookService
+from openfish.services.accounts.billing import BillingService
+from openfish.services.runtime.ids import new_id
+from openfish.services.webhooks.delivery import WebhookService
 from openfish.store.database import Database
 from openfish.store.models import Job
 

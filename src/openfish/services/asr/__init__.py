@@ -1,0 +1,1 @@
+"""Speech to text: transcription of whole files and realtime transcription sessions."""

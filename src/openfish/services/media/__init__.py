@@ -1,0 +1,1 @@
+"""Media: uploads, media named by URL (fetched safely), and lip-sync jobs."""

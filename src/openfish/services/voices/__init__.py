@@ -1,0 +1,1 @@
+"""Voices: the catalogue (built-in and made), reference uploads, analysis (a job kind) and conversion."""

@@ -1,0 +1,1 @@
+"""Webhooks: target rules and signatures, the delivery queue and the sender."""
