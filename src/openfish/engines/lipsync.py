@@ -15,23 +15,26 @@ keeps its frames and its rotation; only the face mesh's copy is turned upright.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import numpy.typing as npt
-from av.audio.stream import AudioStream
-from av.container import InputContainer, OutputContainer
-from av.video.frame import VideoFrame
-from av.video.stream import VideoStream
 
 from openfish.engines.base import Audio, EngineError, LipSyncInputError, LipSyncReport
 from openfish.engines.face_mesh import FaceTracker, face_mesh_available
+from openfish.engines.lipsync_video import (
+    AudioWriter,
+    VideoInfo,
+    aac_rate,
+    copy_planes,
+    encode_frame,
+    looped_frames,
+    probe_video,
+)
 from openfish.engines.mouth_drive import mouth_drive
 from openfish.engines.mouth_warp import MouthGeometry, warp_mouth
 
@@ -46,28 +49,10 @@ PROGRESS_EVERY = 25
 #: libx264: fast, visually transparent, and every H.264 decoder can play yuv420p.
 X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
 AUDIO_BIT_RATE = 128_000
-#: Sample rates FFmpeg's AAC encoder accepts; other rates are resampled to the next one up.
-AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 #: Frames of audio handed to the AAC encoder at a time (about a second at 25 fps).
 AUDIO_CHUNK_FRAMES = 25
 
 NO_FACE = "no face found in the video"
-
-
-@dataclass(frozen=True)
-class _VideoInfo:
-    """The first video stream as coded: frame size, frame rate and display rotation (degrees
-    counter-clockwise, a multiple of 90)."""
-
-    width: int
-    height: int
-    rate: Fraction
-    rotation: int
-
-    @property
-    def turns(self) -> int:
-        """Quarter turns (counter-clockwise) that make a frame upright."""
-        return self.rotation // 90
 
 
 class MouthWarpEngine:
@@ -115,7 +100,7 @@ class MouthWarpEngine:
         long as the audio: a shorter video loops from its start, a longer one is cut."""
         self.load()
         samples = _checked_audio(audio, sample_rate)
-        info = _probe(video, self._max_pixels)
+        info = probe_video(video, self._max_pixels)
         duration = samples.size / sample_rate
         frames = max(1, round(duration * info.rate))
         drive = mouth_drive(samples, sample_rate, float(info.rate), frames)
@@ -140,7 +125,7 @@ class MouthWarpEngine:
     def _render(
         self,
         video: Path,
-        info: _VideoInfo,
+        info: VideoInfo,
         samples: Audio,
         sample_rate: int,
         drive: npt.NDArray[np.float32],
@@ -161,20 +146,20 @@ class MouthWarpEngine:
             with (
                 av.open(str(output), mode="w", format="mp4", options={"movflags": "+faststart"}) as container,
                 FaceTracker() as tracker,
-                closing(_looped_frames(video)) as source,
+                closing(looped_frames(video)) as source,
             ):
                 video_out = container.add_stream("libx264", rate=info.rate, options=X264_OPTIONS)
                 video_out.width, video_out.height, video_out.pix_fmt = width, height, "yuv420p"
                 if info.rotation:
                     video_out.set_display_rotation(info.rotation)
-                audio_out = container.add_stream("aac", rate=_aac_rate(sample_rate), layout="mono")
+                audio_out = container.add_stream("aac", rate=aac_rate(sample_rate), layout="mono")
                 audio_out.bit_rate = AUDIO_BIT_RATE
-                writer = _AudioWriter(container, audio_out, samples, sample_rate)
+                writer = AudioWriter(container, audio_out, samples, sample_rate)
                 for index in range(frames):
                     frame, lap = next(source)
                     if lap > 0 and with_face == 0:
                         raise LipSyncInputError(NO_FACE)  # a whole pass of the video without one
-                    _copy_planes(frame, y, u, v)
+                    copy_planes(frame, y, u, v)
                     face = tracker.largest_face(
                         _analysis_copy(buffer.reshape(-1, width), analysis, info.turns)
                     )
@@ -185,7 +170,7 @@ class MouthWarpEngine:
                         if geometry is not None and drive[index] > 0:
                             opening = float(drive[index]) * self._opening * geometry.face_height
                             warp_mouth(y, u, v, geometry, opening)
-                    _encode_frame(container, video_out, buffer.reshape(-1, width), index, 1 / info.rate)
+                    encode_frame(container, video_out, buffer.reshape(-1, width), index, 1 / info.rate)
                     if (index + 1) % AUDIO_CHUNK_FRAMES == 0:
                         writer.write_until(int((index + 1) / info.rate * sample_rate))
                     if (index + 1) % PROGRESS_EVERY == 0:
@@ -209,81 +194,6 @@ def _checked_audio(audio: Audio, sample_rate: int) -> Audio:
     return np.clip(samples, -1, 1)
 
 
-def _open(video: Path) -> tuple[InputContainer, VideoStream]:
-    try:
-        container = av.open(str(video), mode="r")
-    except av.FFmpegError as err:
-        raise LipSyncInputError("the video could not be read: the file is damaged or not a video") from err
-    if not container.streams.video:
-        container.close()
-        raise LipSyncInputError("the file has no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    return container, stream
-
-
-def _decoded(container: InputContainer, stream: VideoStream) -> Iterator[VideoFrame]:
-    try:
-        yield from container.decode(stream)
-    except av.FFmpegError as err:
-        raise LipSyncInputError("the video could not be decoded: the file is damaged") from err
-
-
-def _probe(video: Path, max_pixels: int) -> _VideoInfo:
-    """The video's size and frame rate, after checking that a first frame decodes."""
-    container, stream = _open(video)
-    with container:
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        first = next(_decoded(container, stream), None)
-    if first is None:
-        raise LipSyncInputError("the video has no frames")
-    if first.width * first.height > max_pixels:
-        raise LipSyncInputError(
-            f"the video is {first.width}x{first.height}; videos may have at most {max_pixels} pixels"
-        )
-    if first.width < 2 or first.height < 2:
-        raise LipSyncInputError("the video's frames are too small")
-    if rate is None or not 1 <= rate <= 240:
-        raise LipSyncInputError("the video has no usable frame rate")
-    rotation = round(first.rotation / 90) % 4 * 90
-    # Averages over variable-rate streams can be odd fractions; a near one is kinder to players.
-    return _VideoInfo(first.width, first.height, Fraction(rate).limit_denominator(1001), rotation)
-
-
-def _looped_frames(video: Path) -> Generator[tuple[VideoFrame, int]]:
-    """The video's frames with the pass they come from (0, 1, ...), from its start again and
-    again: re-decoded each time, never held (except a still image's one frame)."""
-    lap = 0
-    while True:
-        container, stream = _open(video)
-        first: VideoFrame | None = None
-        count = 0
-        with container:
-            for frame in _decoded(container, stream):
-                if first is None:
-                    first = frame
-                count += 1
-                yield frame, lap
-        if first is None:
-            raise LipSyncInputError("the video has no frames")
-        lap += 1
-        if count == 1:
-            while True:  # a still image (a photo): opening and decoding it again would gain nothing
-                yield first, lap
-                lap += 1
-
-
-def _copy_planes(
-    frame: VideoFrame, y: npt.NDArray[np.uint8], u: npt.NDArray[np.uint8], v: npt.NDArray[np.uint8]
-) -> None:
-    """Copy a decoded frame's planes (converted to 4:2:0 if need be) into ``y``, ``u``, ``v``."""
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
-    for plane, target in zip(frame.planes, (y, u, v), strict=True):
-        rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
-        target[...] = rows[: target.shape[0], : target.shape[1]]
-
-
 def _analysis_copy(planes: npt.NDArray[np.uint8], size: tuple[int, int], turns: int) -> npt.NDArray[np.uint8]:
     """An RGB copy of a 4:2:0 frame for the face mesh: shrunk to ``size`` if it is larger, and
     turned upright (the mesh finds faces that are upright, not ones lying on their side)."""
@@ -302,53 +212,3 @@ def _unturn(points: npt.NDArray[np.float32], turns: int) -> npt.NDArray[np.float
         # A quarter turn took the coded point (x, y) to (y, 1 - x); undo one.
         points = np.stack([1 - points[:, 1], points[:, 0]], axis=1)
     return points
-
-
-def _encode_frame(
-    container: OutputContainer,
-    stream: VideoStream,
-    planes: npt.NDArray[np.uint8],
-    index: int,
-    time_base: Fraction,
-) -> None:
-    frame = VideoFrame.from_ndarray(planes, format="yuv420p")
-    frame.pts = index
-    frame.time_base = time_base
-    for packet in stream.encode(frame):
-        container.mux(packet)
-
-
-def _aac_rate(sample_rate: int) -> int:
-    return next((rate for rate in AAC_RATES if rate >= sample_rate), AAC_RATES[-1])
-
-
-class _AudioWriter:
-    """Feeds the audio to the AAC encoder piece by piece, keeping pace with the video."""
-
-    def __init__(
-        self, container: OutputContainer, stream: AudioStream, samples: Audio, sample_rate: int
-    ) -> None:
-        self._container = container
-        self._stream = stream
-        self._samples = samples
-        self._rate = sample_rate
-        self._done = 0
-
-    def write_until(self, end: int) -> None:
-        """Encode the audio up to sample ``end`` (or its end)."""
-        end = min(self._samples.size, end)
-        if end <= self._done:
-            return
-        frame = av.AudioFrame.from_ndarray(self._samples[None, self._done : end], format="flt", layout="mono")
-        frame.sample_rate = self._rate
-        frame.pts = self._done
-        frame.time_base = Fraction(1, self._rate)
-        self._done = end
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-
-    def finish(self) -> None:
-        """Encode the rest of the audio and flush the encoder."""
-        self.write_until(self._samples.size)
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
