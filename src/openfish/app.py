@@ -11,8 +11,6 @@ from openfish import __version__
 from openfish.api import (
     audio,
     health,
-    legacy,
-    legacy_voices,
     profile,
     realtime_asr,
     realtime_tts,
@@ -34,19 +32,22 @@ from openfish.middleware import RequestContextMiddleware
 
 
 def _surface_routers(settings: Settings, engines: EngineRegistry) -> list[APIRouter]:
-    """Routers of the surfaces switched on in ``settings.surfaces`` whose engines are here."""
+    """Routers of the surfaces switched on in ``settings.surfaces`` whose engines are here.
+
+    A module serving legacy paths too lists its ``legacy_router`` right after its ``router``.
+    """
     available = {
         "profile": [profile.router],
         "usage": [usage.router],
-        "tts": [tts.router, tts_jobs_api.router, legacy.router, audio.router],
-        "voices": [voices_api.router, legacy_voices.router],
+        "tts": [tts.router, tts.legacy_router, tts_jobs_api.router, audio.router],
+        "voices": [voices_api.router, voices_api.legacy_router],
         "asr": [transcriptions.router],
         "files": [files_api.router],
     }
     if engines.lipsync(settings.lipsync.engine) is not None:
         available["lipsync"] = [lipsync_api.router, lipsync_api.legacy_router]
     if settings.realtime.tts:
-        available["tts"].append(realtime_tts.router)
+        available["tts"] += [realtime_tts.router, realtime_tts.legacy_router]
     if settings.realtime.asr:
         available["asr"].append(realtime_asr.router)
     enabled = settings.surfaces.model_dump()
@@ -81,12 +82,12 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         app,
         extra_models=[
             tts.TtsBody,
-            legacy.LegacyTtsBody,
+            tts.LegacyTtsBody,
             transcriptions.TranscriptionBody,
             lipsync_api.LipSyncBody,
             profile.ProfileUpdate,
-            legacy_voices.ListModelsBody,
-            legacy_voices.DeleteModelBody,
+            voices_api.ListModelsBody,
+            voices_api.DeleteModelBody,
         ],
         websockets={
             path: doc

@@ -11,6 +11,9 @@ from openfish.services.runtime.signing import UrlSigner
 
 #: Base path of the v1 API.
 V1 = "/api/open/v1"
+#: Base path of the legacy Open API (every ``/api/open/...`` path outside :data:`V1`); each surface
+#: module puts its legacy paths on its ``legacy_router`` under this prefix.
+LEGACY = "/api/open"
 #: Stored TTS audio (``cache=true`` and job results), behind signed URLs: ``{STORED_AUDIO}/<name>``.
 STORED_AUDIO = f"{V1}/audio"
 #: An account's uploads: ``{UPLOADS}/<file id>``.

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from openfish.api.deps import ServicesDep
+from openfish.api.deps import BlobsDep, PoolDep, SettingsDep, SignerDep
 from openfish.api.downloads import blob_response
 from openfish.errors import ErrorBody, NotFound
 from openfish.paths import STORED_AUDIO
@@ -42,7 +42,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 async def stored_audio(
     name: str,
     request: Request,
-    services: ServicesDep,
+    signer: SignerDep,
+    blobs: BlobsDep,
+    pool: PoolDep,
+    settings: SettingsDep,
     expires: Annotated[str | None, Query(description="Expiry, Unix seconds.")] = None,
     sig: Annotated[str | None, Query(description="The URL's signature.")] = None,
 ) -> Response:
@@ -50,16 +53,16 @@ async def stored_audio(
     match = _NAME.match(name)
     if match is None:
         raise NotFound("No such audio.")
-    services.signer.verify(name, expires, sig)
+    signer.verify(name, expires, sig)
     rate, fmt = match.groups()
     media_type = f"audio/pcm;rate={rate};encoding=s16le;channels=1" if fmt == "pcm" else _MEDIA_TYPES[fmt]
     return await blob_response(
         request,
-        services.blobs,
-        services.pool,
+        blobs,
+        pool,
         stored_audio_key(name),
         media_type=media_type,
-        ttl_seconds=services.settings.tts.stored_url_ttl_seconds,
+        ttl_seconds=settings.tts.stored_url_ttl_seconds,
         headers={"Cache-Control": "private, max-age=300"},
         missing="No such audio.",
     )

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openfish.config import Settings
 from openfish.container import Services
 from openfish.errors import Unauthorized
-from openfish.services.accounts.accounts import Principal
+from openfish.jobs.service import JobService
+from openfish.services.accounts.accounts import AccountService, Principal
+from openfish.services.accounts.billing import BillingService
+from openfish.services.accounts.idempotency import IdempotencyService
+from openfish.services.accounts.usage import UsageService
+from openfish.services.asr.transcription import TranscriptionService
+from openfish.services.media.files import FileService
+from openfish.services.media.lipsync import LipSyncJobs
+from openfish.services.runtime.readiness import Readiness
+from openfish.services.runtime.signing import UrlSigner
+from openfish.services.runtime.workers import WorkerPool
+from openfish.services.tts.jobs import TtsJobs
+from openfish.services.tts.synthesis import SynthesisService
+from openfish.services.voices.catalog import VoiceService
+from openfish.services.webhooks.delivery import WebhookService
+from openfish.store.blobs import BlobStore
+
+T = TypeVar("T")
 
 
 def _services(request: Request) -> Services:
@@ -21,6 +39,36 @@ def _services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(_services)]
+
+
+def _part(pick: Callable[[Services], T]) -> Callable[[Services], Awaitable[T]]:
+    # Async, so FastAPI calls it on the event loop rather than sending a sync function to its
+    # thread pool on every request.
+    async def dependency(services: ServicesDep) -> T:
+        return pick(services)
+
+    return dependency
+
+
+# One alias per service a route uses, each the container's own object (``Services.<field>``): a
+# route declares only what it touches, so its signature says what it depends on.
+SettingsDep = Annotated[Settings, Depends(_part(lambda s: s.settings))]
+AccountsDep = Annotated[AccountService, Depends(_part(lambda s: s.accounts))]
+BillingDep = Annotated[BillingService, Depends(_part(lambda s: s.billing))]
+UsageDep = Annotated[UsageService, Depends(_part(lambda s: s.usage))]
+IdempotencyDep = Annotated[IdempotencyService, Depends(_part(lambda s: s.idempotency))]
+WebhooksDep = Annotated[WebhookService, Depends(_part(lambda s: s.webhooks))]
+ReadinessDep = Annotated[Readiness, Depends(_part(lambda s: s.readiness))]
+SynthesisDep = Annotated[SynthesisService, Depends(_part(lambda s: s.synthesis))]
+VoicesDep = Annotated[VoiceService, Depends(_part(lambda s: s.voices))]
+JobsDep = Annotated[JobService, Depends(_part(lambda s: s.jobs))]
+TtsJobsDep = Annotated[TtsJobs, Depends(_part(lambda s: s.tts_jobs))]
+LipSyncDep = Annotated[LipSyncJobs, Depends(_part(lambda s: s.lipsync))]
+TranscriptionDep = Annotated[TranscriptionService, Depends(_part(lambda s: s.transcription))]
+FilesDep = Annotated[FileService, Depends(_part(lambda s: s.files))]
+SignerDep = Annotated[UrlSigner, Depends(_part(lambda s: s.signer))]
+BlobsDep = Annotated[BlobStore, Depends(_part(lambda s: s.blobs))]
+PoolDep = Annotated[WorkerPool, Depends(_part(lambda s: s.pool))]
 
 
 async def _session(services: ServicesDep) -> AsyncIterator[AsyncSession]:

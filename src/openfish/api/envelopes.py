@@ -7,14 +7,12 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from openfish.errors import ErrorBody, LegacyErrorBody, OpenfishError, legacy_body, v1_body
-
-LEGACY_PREFIX = "/api/open/"
-V1_PREFIX = "/api/open/v1"
+from openfish.paths import LEGACY, V1
 
 
 def is_legacy_path(path: str) -> bool:
     """Legacy Open API paths (``/api/open/...`` outside ``/api/open/v1``)."""
-    return path.startswith(LEGACY_PREFIX) and not (path == V1_PREFIX or path.startswith(V1_PREFIX + "/"))
+    return path.startswith(LEGACY + "/") and not (path == V1 or path.startswith(V1 + "/"))
 
 
 def error_response(error: OpenfishError, path: str, request_id: str) -> JSONResponse:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.deps import CurrentAccount, FilesDep
 from openfish.api.envelopes import error_responses
 from openfish.paths import UPLOADS
 
@@ -24,10 +24,10 @@ class FileOut(BaseModel):
 
 @router.post("", status_code=201, response_model=FileOut, responses=error_responses())
 async def upload(
-    request: Request, principal: CurrentAccount, services: ServicesDep, file: Annotated[UploadFile, File()]
+    request: Request, principal: CurrentAccount, files: FilesDep, file: Annotated[UploadFile, File()]
 ) -> FileOut:
     """Store a media file for later requests of this account."""
-    stored = await services.files.put(principal.account_id, await file.read())
+    stored = await files.put(principal.account_id, await file.read())
     return FileOut(id=stored.id, url=str(request.url_for("download", file_id=stored.id)), size=stored.size)
 
 
@@ -35,14 +35,14 @@ async def upload(
     "/{file_id}",
     responses={200: {"content": {"application/octet-stream": {}}}, **error_responses(404)},
 )
-async def download(file_id: str, principal: CurrentAccount, services: ServicesDep) -> Response:
+async def download(file_id: str, principal: CurrentAccount, files: FilesDep) -> Response:
     """The account's own file."""
-    data = await services.files.get(principal.account_id, file_id)
+    data = await files.get(principal.account_id, file_id)
     return Response(data, media_type="application/octet-stream")
 
 
 @router.delete("/{file_id}", status_code=204, responses=error_responses(404))
-async def remove(file_id: str, principal: CurrentAccount, services: ServicesDep) -> Response:
+async def remove(file_id: str, principal: CurrentAccount, files: FilesDep) -> Response:
     """Delete the account's file."""
-    await services.files.delete(principal.account_id, file_id)
+    await files.delete(principal.account_id, file_id)
     return Response(status_code=204)

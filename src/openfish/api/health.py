@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from openfish.api.deps import ServicesDep
+from openfish.api.deps import ReadinessDep
 
 router = APIRouter(tags=["health"])
 
@@ -25,9 +25,9 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Not ready."}})
-async def readyz(services: ServicesDep) -> JSONResponse:
+async def readyz(readiness: ReadinessDep) -> JSONResponse:
     """The database answers and every enabled engine is loaded."""
-    checks = await services.readiness.run()
+    checks = await readiness.run()
     ready = all(result == "ok" for result in checks.values())
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

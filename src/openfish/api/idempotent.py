@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Header
 from fastapi.responses import JSONResponse
 
-from openfish.container import Services
+from openfish.services.accounts.idempotency import IdempotencyService
 
 IdempotencyKey = Annotated[
     str | None,
@@ -21,7 +21,7 @@ IdempotencyKey = Annotated[
 
 
 async def run_once(
-    services: Services,
+    idempotency: IdempotencyService,
     account_id: str,
     key: str | None,
     fingerprint: str,
@@ -31,7 +31,7 @@ async def run_once(
     if key is None:
         status, body = await work()
         return JSONResponse(body, status_code=status)
-    first = await services.idempotency.begin(account_id, key, fingerprint)
+    first = await idempotency.begin(account_id, key, fingerprint)
     if first is not None:
         return JSONResponse(
             first.body, status_code=first.status_code, headers={"Idempotent-Replayed": "true"}
@@ -39,7 +39,7 @@ async def run_once(
     try:
         status, body = await work()
     except BaseException:
-        await services.idempotency.abandon(account_id, key)
+        await idempotency.abandon(account_id, key)
         raise
-    await services.idempotency.complete(account_id, key, status, body)
+    await idempotency.complete(account_id, key, status, body)
     return JSONResponse(body, status_code=status)

@@ -16,19 +16,28 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfish.api.bodies import body_schema, read_model
-from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.deps import (
+    BlobsDep,
+    CurrentAccount,
+    IdempotencyDep,
+    JobsDep,
+    LipSyncDep,
+    PoolDep,
+    SettingsDep,
+    SignerDep,
+)
 from openfish.api.downloads import blob_response
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
-from openfish.container import Services
 from openfish.errors import ErrorBody, NotFound
-from openfish.paths import LIPSYNC_RESULTS
-from openfish.services.accounts.idempotency import request_fingerprint
-from openfish.services.media.lipsync import AREA
+from openfish.jobs.service import JobService
+from openfish.paths import LEGACY, LIPSYNC_RESULTS, V1
+from openfish.services.accounts.idempotency import IdempotencyService, request_fingerprint
+from openfish.services.media.lipsync import AREA, LipSyncJobs
 from openfish.store.models import Job
 
-router = APIRouter(prefix="/api/open/v1/media/lip-sync", tags=["lip sync"])
-legacy_router = APIRouter(prefix="/api/open/lip-sync", tags=["legacy"])
+router = APIRouter(prefix=f"{V1}/media/lip-sync", tags=["lip sync"])
+legacy_router = APIRouter(prefix=LEGACY, tags=["legacy"])
 
 WireStatus = Literal["pending", "processing", "completed", "failed"]
 _TO_WIRE = {"queued": "pending", "processing": "processing", "succeeded": "completed", "failed": "failed"}
@@ -91,14 +100,14 @@ class LipSyncPage(BaseModel):
     data: LipSyncPageData
 
 
-def job_out(services: Services, job: Job) -> LipSyncJob:
+def job_out(lipsync: LipSyncJobs, job: Job) -> LipSyncJob:
     """The wire shape of a job (a freshly signed result URL once completed)."""
     completed = job.status == "succeeded"
     return LipSyncJob(
         id=job.id,
         status=_TO_WIRE.get(job.status, "failed"),
         progress=job.progress,
-        result_url=services.lipsync.result_url(job.result)[0] if completed and job.result else None,
+        result_url=lipsync.result_url(job.result)[0] if completed and job.result else None,
         error_message=job.error,
         created_at=job.created_at,
         updated_at=job.updated_at,
@@ -108,27 +117,36 @@ def job_out(services: Services, job: Job) -> LipSyncJob:
 
 
 async def _submit(
-    request: Request, principal: CurrentAccount, services: Services, key: str | None
+    request: Request,
+    account_id: str,
+    lipsync: LipSyncJobs,
+    idempotency: IdempotencyService,
+    key: str | None,
 ) -> JSONResponse:
     fingerprint = request_fingerprint("POST", request.url.path, await request.body())
 
     async def submit() -> tuple[int, dict[str, Any]]:
         body = await read_model(request, LipSyncBody)
-        job = await services.lipsync.submit(principal.account_id, body.videoUrl, body.audioUrl)
+        job = await lipsync.submit(account_id, body.videoUrl, body.audioUrl)
         data = LipSyncCreatedData(id=job.id, status="pending")
         return 202, LipSyncCreated(success=True, message="lip-sync job queued", data=data).model_dump()
 
-    return await run_once(services, principal.account_id, key, fingerprint, submit)
+    return await run_once(idempotency, account_id, key, fingerprint, submit)
 
 
 async def _page(
-    services: Services, account_id: str, status: WireStatus | None, page: int, limit: int
+    jobs: JobService,
+    lipsync: LipSyncJobs,
+    account_id: str,
+    status: WireStatus | None,
+    page: int,
+    limit: int,
 ) -> LipSyncPage:
-    found = await services.jobs.page(
-        account_id, services.lipsync, _FROM_WIRE[status] if status else None, limit, (page - 1) * limit
+    found = await jobs.page(
+        account_id, lipsync, _FROM_WIRE[status] if status else None, limit, (page - 1) * limit
     )
     data = LipSyncPageData(
-        items=[job_out(services, job) for job in found.items],
+        items=[job_out(lipsync, job) for job in found.items],
         total=found.total,
         page=page,
         limit=limit,
@@ -137,9 +155,9 @@ async def _page(
     return LipSyncPage(success=True, message="ok", data=data)
 
 
-async def _one(services: Services, account_id: str, job_id: str) -> LipSyncJobAnswer:
-    job = await services.jobs.get(account_id, services.lipsync, job_id)
-    return LipSyncJobAnswer(success=True, message="ok", data=job_out(services, job))
+async def _one(jobs: JobService, lipsync: LipSyncJobs, account_id: str, job_id: str) -> LipSyncJobAnswer:
+    job = await jobs.get(account_id, lipsync, job_id)
+    return LipSyncJobAnswer(success=True, message="ok", data=job_out(lipsync, job))
 
 
 Page = Annotated[int, Query(ge=1, le=100_000)]
@@ -155,28 +173,35 @@ _SUBMIT_ERRORS = (402, 403, 404, 409, 413, 415, 422, 503)
     openapi_extra=body_schema(LipSyncBody),
 )
 async def submit_job(
-    request: Request, principal: CurrentAccount, services: ServicesDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    principal: CurrentAccount,
+    lipsync: LipSyncDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Queue a lip-sync job; credits (per second of output) are held until it ends."""
-    return await _submit(request, principal, services, idempotency_key)
+    return await _submit(request, principal.account_id, lipsync, idempotency, idempotency_key)
 
 
 @router.get("/jobs", response_model=LipSyncPage, responses=error_responses())
 async def list_jobs(
     principal: CurrentAccount,
-    services: ServicesDep,
+    jobs: JobsDep,
+    lipsync: LipSyncDep,
     page: Page = 1,
     limit: Limit = 20,
     status: WireStatus | None = None,
 ) -> LipSyncPage:
     """The account's lip-sync jobs, newest first."""
-    return await _page(services, principal.account_id, status, page, limit)
+    return await _page(jobs, lipsync, principal.account_id, status, page, limit)
 
 
 @router.get("/jobs/{job_id}", response_model=LipSyncJobAnswer, responses=error_responses(404))
-async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep) -> LipSyncJobAnswer:
+async def get_job(
+    job_id: str, principal: CurrentAccount, jobs: JobsDep, lipsync: LipSyncDep
+) -> LipSyncJobAnswer:
     """One of the account's lip-sync jobs (poll every few seconds)."""
-    return await _one(services, principal.account_id, job_id)
+    return await _one(jobs, lipsync, principal.account_id, job_id)
 
 
 @router.get(
@@ -201,55 +226,68 @@ async def get_job(job_id: str, principal: CurrentAccount, services: ServicesDep)
 async def result_video(
     name: str,
     request: Request,
-    services: ServicesDep,
+    signer: SignerDep,
+    blobs: BlobsDep,
+    pool: PoolDep,
+    settings: SettingsDep,
     expires: Annotated[str | None, Query(description="Expiry, Unix seconds.")] = None,
     sig: Annotated[str | None, Query(description="The URL's signature.")] = None,
 ) -> Response:
     """A completed job's MP4 while its URL is valid (the signature is the credential)."""
     if not _RESULT.match(name):
         raise NotFound("No such video.")
-    services.signer.verify(name, expires, sig)
+    signer.verify(name, expires, sig)
     return await blob_response(
         request,
-        services.blobs,
-        services.pool,
+        blobs,
+        pool,
         f"{AREA}/{name}",
         media_type="video/mp4",
-        ttl_seconds=services.settings.lipsync.result_url_ttl_seconds,
+        ttl_seconds=settings.lipsync.result_url_ttl_seconds,
         headers={"Cache-Control": "private, max-age=300"},
         missing="No such video.",
     )
 
 
 @legacy_router.post(
-    "/create",
+    "/lip-sync/create",
     status_code=202,
     response_model=LipSyncCreated,
     responses=error_responses(*_SUBMIT_ERRORS, legacy=True),
     openapi_extra=body_schema(LipSyncBody),
 )
 async def legacy_create(
-    request: Request, principal: CurrentAccount, services: ServicesDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    principal: CurrentAccount,
+    lipsync: LipSyncDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Queue a lip-sync job (legacy path)."""
-    return await _submit(request, principal, services, idempotency_key)
+    return await _submit(request, principal.account_id, lipsync, idempotency, idempotency_key)
 
 
-@legacy_router.get("/list", response_model=LipSyncPage, responses=error_responses(legacy=True))
+@legacy_router.get("/lip-sync/list", response_model=LipSyncPage, responses=error_responses(legacy=True))
 async def legacy_list(
     principal: CurrentAccount,
-    services: ServicesDep,
+    jobs: JobsDep,
+    lipsync: LipSyncDep,
     page: Page = 1,
     limit: Limit = 20,
     status: WireStatus | None = None,
 ) -> LipSyncPage:
     """The account's lip-sync jobs (legacy path)."""
-    return await _page(services, principal.account_id, status, page, limit)
+    return await _page(jobs, lipsync, principal.account_id, status, page, limit)
 
 
-@legacy_router.get("/query", response_model=LipSyncJobAnswer, responses=error_responses(404, legacy=True))
+@legacy_router.get(
+    "/lip-sync/query", response_model=LipSyncJobAnswer, responses=error_responses(404, legacy=True)
+)
 async def legacy_query(
-    principal: CurrentAccount, services: ServicesDep, id: Annotated[str, Query(min_length=1, max_length=80)]
+    principal: CurrentAccount,
+    jobs: JobsDep,
+    lipsync: LipSyncDep,
+    id: Annotated[str, Query(min_length=1, max_length=80)],
 ) -> LipSyncJobAnswer:
     """One lip-sync job by ``id`` (legacy path)."""
-    return await _one(services, principal.account_id, id)
+    return await _one(jobs, lipsync, principal.account_id, id)

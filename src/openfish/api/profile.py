@@ -6,12 +6,14 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfish.api.bodies import body_schema, read_model
-from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.deps import AccountsDep, BillingDep, CurrentAccount, SettingsDep, WebhooksDep
 from openfish.api.envelopes import error_responses
+from openfish.paths import V1
+from openfish.services.accounts.billing import BillingService
 from openfish.services.webhooks.rules import validate_webhook_url
 from openfish.store.models import Account
 
-router = APIRouter(prefix="/api/open/v1", tags=["profile"])
+router = APIRouter(prefix=V1, tags=["profile"])
 
 
 class Profile(BaseModel):
@@ -42,12 +44,12 @@ class ProfileUpdate(BaseModel):
     )
 
 
-def _profile(services: ServicesDep, account: Account) -> Profile:
+def _profile(billing: BillingService, account: Account) -> Profile:
     return Profile(
         user_id=account.id,
         tier=account.tier,
         credits=account.credits,
-        api_quota_remaining=services.billing.quota_remaining(account),
+        api_quota_remaining=billing.quota_remaining(account),
         webhookUrl=account.webhook_url,
         webhookSecret=account.webhook_secret if account.webhook_url else None,
         features={name: bool(on) for name, on in account.features.items()},
@@ -55,10 +57,10 @@ def _profile(services: ServicesDep, account: Account) -> Profile:
 
 
 @router.get("/profile", response_model=Profile, responses=error_responses())
-async def get_profile(principal: CurrentAccount, services: ServicesDep) -> Profile:
+async def get_profile(principal: CurrentAccount, accounts: AccountsDep, billing: BillingDep) -> Profile:
     """The calling account's tier, credit balance and remaining API quota."""
-    account = await services.accounts.get_account(principal.account_id)
-    return _profile(services, account)
+    account = await accounts.get_account(principal.account_id)
+    return _profile(billing, account)
 
 
 @router.post(
@@ -67,16 +69,23 @@ async def get_profile(principal: CurrentAccount, services: ServicesDep) -> Profi
     responses=error_responses(415),
     openapi_extra=body_schema(ProfileUpdate),
 )
-async def update_profile(request: Request, principal: CurrentAccount, services: ServicesDep) -> Profile:
+async def update_profile(
+    request: Request,
+    principal: CurrentAccount,
+    accounts: AccountsDep,
+    billing: BillingDep,
+    webhooks: WebhooksDep,
+    settings: SettingsDep,
+) -> Profile:
     """Set or clear the account's webhook URL."""
     update = await read_model(request, ProfileUpdate)
     url = update.webhookUrl
     if url == "":
         url = None
     if url is not None:
-        url = validate_webhook_url(url, services.settings.webhooks)
-    account = await services.accounts.set_webhook(principal.account_id, url)
+        url = validate_webhook_url(url, settings.webhooks)
+    account = await accounts.set_webhook(principal.account_id, url)
     if url is not None:
-        await services.webhooks.secret_for(principal.account_id)
-        account = await services.accounts.get_account(principal.account_id)
-    return _profile(services, account)
+        await webhooks.secret_for(principal.account_id)
+        account = await accounts.get_account(principal.account_id)
+    return _profile(billing, account)

@@ -22,13 +22,15 @@ from openfish.api.sockets import Conversation, Message, RealtimeSocket, serve_so
 from openfish.api.tts import TtsBody
 from openfish.container import Services
 from openfish.errors import Conflict, InvalidRequest, OpenfishError
+from openfish.paths import LEGACY, V1
 from openfish.services.accounts.accounts import Principal
 from openfish.services.accounts.sessions import TTS_SURFACE, CreditMeter
 from openfish.services.tts.live import LiveSpeech
 
-router = APIRouter()
-V1_PATH = "/api/open/v1/speech/tts/live"
-LEGACY_PATH = "/api/open/tts/live"
+router = APIRouter(prefix=V1)
+legacy_router = APIRouter(prefix=LEGACY, tags=["legacy"])
+V1_PATH = f"{V1}/speech/tts/live"
+LEGACY_PATH = f"{LEGACY}/tts/live"
 FEATURE = "realtime_tts"
 
 
@@ -189,13 +191,13 @@ class TtsConversation(Conversation):
         await stream.meter.settle()
 
 
-@router.websocket(V1_PATH)
+@router.websocket(V1_PATH.removeprefix(router.prefix))
 async def realtime_tts(websocket: WebSocket) -> None:
     """Realtime TTS (v1): token in the Authorization header; JSON or MessagePack framing."""
     await serve_socket(websocket, feature=FEATURE, legacy=False, conversation=TtsConversation)
 
 
-@router.websocket(LEGACY_PATH)
+@legacy_router.websocket(LEGACY_PATH.removeprefix(legacy_router.prefix))
 async def legacy_realtime_tts(websocket: WebSocket) -> None:
     """Realtime TTS (legacy events): token in the Authorization header or ``?token=``."""
     await serve_socket(websocket, feature=FEATURE, legacy=True, conversation=TtsConversation)

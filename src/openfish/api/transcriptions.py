@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.datastructures import UploadFile
 
 from openfish.api.bodies import read_model, validate_model
-from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.deps import CurrentAccount, TranscriptionDep
 from openfish.api.envelopes import error_responses
 from openfish.errors import InvalidRequest, UnsupportedMediaType
 from openfish.middleware import request_id_of
+from openfish.paths import V1
 
-router = APIRouter(prefix="/api/open/v1", tags=["transcriptions"])
+router = APIRouter(prefix=V1, tags=["transcriptions"])
 
 _LANGUAGE = r"^(auto|[A-Za-z]{2,3})$"
 
@@ -85,7 +86,9 @@ _MULTIPART_SCHEMA = {
         }
     },
 )
-async def transcribe(request: Request, principal: CurrentAccount, services: ServicesDep) -> TranscriptionOut:
+async def transcribe(
+    request: Request, principal: CurrentAccount, transcription: TranscriptionDep
+) -> TranscriptionOut:
     """Transcribe speech with segment (and optionally word) timestamps; billed per second of audio."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "multipart/form-data":
@@ -93,11 +96,11 @@ async def transcribe(request: Request, principal: CurrentAccount, services: Serv
     elif media_type in ("application/json", "application/msgpack", "application/x-msgpack"):
         body = await read_model(request, TranscriptionBody)
         options = body.model_dump()
-        services.transcription.check(body.model, body.language)
-        data = await services.transcription.audio_from_url(principal.account_id, body.audioUrl)
+        transcription.check(body.model, body.language)
+        data = await transcription.audio_from_url(principal.account_id, body.audioUrl)
     else:
         raise UnsupportedMediaType("Send JSON with audioUrl, or multipart/form-data with the file.")
-    result = await services.transcription.transcribe(
+    result = await transcription.transcribe(
         principal.account_id,
         data,
         language=options["language"],

@@ -1,23 +1,29 @@
-"""Text to speech, sync: ``POST /api/open/v1/speech/tts`` (audio streams back as it is made)."""
+"""Text to speech, sync: ``POST /api/open/v1/speech/tts`` and the legacy ``POST /api/open/tts``
+(audio streams back as it is made)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from starlette.background import BackgroundTask
 
 from openfish.api.bodies import body_schema, read_model
-from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.deps import CurrentAccount, SettingsDep, SignerDep, SynthesisDep
 from openfish.api.envelopes import error_responses
-from openfish.container import Services
+from openfish.config import TtsSettings
 from openfish.middleware import request_id_of
+from openfish.paths import LEGACY, V1
+from openfish.services.runtime.signing import UrlSigner
 from openfish.services.tts.planner import TtsRequest
+from openfish.services.tts.synthesis import SynthesisService
 
-router = APIRouter(prefix="/api/open/v1", tags=["tts"])
+router = APIRouter(prefix=V1, tags=["tts"])
+legacy_router = APIRouter(prefix=LEGACY, tags=["legacy"])
 
 AudioFormat = Literal["mp3", "wav", "pcm", "opus"]
 Emotion = Literal["happy", "sad", "angry", "fearful", "disgusted", "surprised", "calm", "fluent", "auto"]
@@ -77,6 +83,12 @@ class TtsBody(BaseModel):
         )
 
 
+class LegacyTtsBody(TtsBody):
+    """The legacy TTS request: the voice must be given as ``reference_id``."""
+
+    reference_id: str = Field(min_length=1, max_length=200, description="The voice model id.")
+
+
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _USAGE_HEADERS = {
     name: {"description": text, "schema": {"type": "integer"}}
@@ -112,41 +124,54 @@ AUDIO_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def synthesize_response(
-    body: TtsBody, account_id: str, services: Services, request: Request
-) -> Response:
-    """Stream the audio for ``body``, or store it and answer its URL (shared by v1 and legacy)."""
-    reference = f"tts:{request_id_of(request.scope)}"
-    if body.cache:
-        stored = await services.synthesis.render(account_id, body.to_request(), reference)
-        ttl = services.settings.tts.stored_url_ttl_seconds
-        expires, signature = services.signer.sign(stored.name, ttl)
-        url = request.url_for("stored_audio", name=stored.name).include_query_params(
-            expires=expires, sig=signature
+@dataclass(frozen=True)
+class TtsResponder:
+    """Answers a TTS request (v1 and legacy alike) with the services that takes."""
+
+    synthesis: SynthesisService
+    signer: UrlSigner
+    settings: TtsSettings
+
+    async def respond(self, request: Request, body: TtsBody, account_id: str) -> Response:
+        """Stream the audio for ``body``, or store it and answer its signed URL (``cache=true``)."""
+        reference = f"tts:{request_id_of(request.scope)}"
+        if body.cache:
+            stored = await self.synthesis.render(account_id, body.to_request(), reference)
+            expires, signature = self.signer.sign(stored.name, self.settings.stored_url_ttl_seconds)
+            url = request.url_for("stored_audio", name=stored.name).include_query_params(
+                expires=expires, sig=signature
+            )
+            answer = TtsStored(
+                success=True,
+                audio_url=str(url),
+                format=stored.plan.format,
+                characters_used=stored.plan.characters,
+                credits_used=stored.plan.credits,
+                quota_remaining=stored.hold.quota_remaining,
+                expires_at=datetime.fromtimestamp(expires, UTC),
+            )
+            return JSONResponse(answer.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+        stream = await self.synthesis.start(account_id, body.to_request(), reference)
+        headers = {
+            "X-Characters-Used": str(stream.plan.characters),
+            "X-Credits-Used": str(stream.plan.credits),
+            "X-Quota-Remaining": str(stream.hold.quota_remaining),
+            "Cache-Control": "no-store",
+        }
+        return StreamingResponse(
+            stream.body,
+            media_type=stream.content_type,
+            headers=headers,
+            background=BackgroundTask(self.synthesis.settle, reference),
         )
-        answer = TtsStored(
-            success=True,
-            audio_url=str(url),
-            format=stored.plan.format,
-            characters_used=stored.plan.characters,
-            credits_used=stored.plan.credits,
-            quota_remaining=stored.hold.quota_remaining,
-            expires_at=datetime.fromtimestamp(expires, UTC),
-        )
-        return JSONResponse(answer.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
-    stream = await services.synthesis.start(account_id, body.to_request(), reference)
-    headers = {
-        "X-Characters-Used": str(stream.plan.characters),
-        "X-Credits-Used": str(stream.plan.credits),
-        "X-Quota-Remaining": str(stream.hold.quota_remaining),
-        "Cache-Control": "no-store",
-    }
-    return StreamingResponse(
-        stream.body,
-        media_type=stream.content_type,
-        headers=headers,
-        background=BackgroundTask(services.synthesis.settle, reference),
-    )
+
+
+async def _tts_responder(synthesis: SynthesisDep, signer: SignerDep, settings: SettingsDep) -> TtsResponder:
+    return TtsResponder(synthesis, signer, settings.tts)
+
+
+#: The three services a TTS route answers with, as one dependency (the v1 and legacy routes share it).
+TtsResponderDep = Annotated[TtsResponder, Depends(_tts_responder)]
 
 
 @router.post(
@@ -155,7 +180,19 @@ async def synthesize_response(
     responses={**AUDIO_RESPONSE, **error_responses(402, 404, 415, 503)},
     openapi_extra=body_schema(TtsBody),
 )
-async def speech_tts(request: Request, principal: CurrentAccount, services: ServicesDep) -> Response:
+async def speech_tts(request: Request, principal: CurrentAccount, tts: TtsResponderDep) -> Response:
     """Synthesize speech; the audio streams back in the requested format."""
     body = await read_model(request, TtsBody)
-    return await synthesize_response(body, principal.account_id, services, request)
+    return await tts.respond(request, body, principal.account_id)
+
+
+@legacy_router.post(
+    "/tts",
+    response_class=StreamingResponse,
+    responses={**AUDIO_RESPONSE, **error_responses(404, 415, 503, legacy=True)},
+    openapi_extra=body_schema(LegacyTtsBody),
+)
+async def legacy_tts(request: Request, principal: CurrentAccount, tts: TtsResponderDep) -> Response:
+    """Synthesize speech (legacy path); insufficient credits answer 429 here."""
+    body = await read_model(request, LegacyTtsBody)
+    return await tts.respond(request, body, principal.account_id)

@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, BeforeValidator, Field
 
-from openfish.api.deps import CurrentAccount, ServicesDep
+from openfish.api.deps import CurrentAccount, UsageDep
 from openfish.api.envelopes import error_responses
 from openfish.errors import InvalidRequest
+from openfish.paths import V1
 from openfish.store.models import utcnow
 
-router = APIRouter(prefix="/api/open/v1", tags=["usage"])
+router = APIRouter(prefix=V1, tags=["usage"])
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -63,7 +64,7 @@ class UsageReport(BaseModel):
 @router.get("/usage", response_model=UsageReport, response_model_by_alias=True, responses=error_responses())
 async def get_usage(
     principal: CurrentAccount,
-    services: ServicesDep,
+    usage: UsageDep,
     start: Annotated[
         IsoDay | None, Query(alias="from", description="First UTC day (default: 29 days before `to`).")
     ] = None,
@@ -76,7 +77,7 @@ async def get_usage(
         raise InvalidRequest("from: must not be after `to`")
     if (last - first).days + 1 > MAX_DAYS:
         raise InvalidRequest(f"from: the period may span at most {MAX_DAYS} days")
-    rows = await services.usage.report(principal.account_id, first, last)
+    rows = await usage.report(principal.account_id, first, last)
     totals: dict[str, UsageTotal] = {}
     for row in rows:
         total = totals.setdefault(
