@@ -12,6 +12,8 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry, build_engines
@@ -222,9 +224,14 @@ async def _maintenance(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await services.idempotency.purge_expired()
         await release_abandoned(services.billing, services.settings)
-        swept = await services.pool.submit(lambda: sweep(services.blobs, services.settings, utcnow()))
+        now = utcnow()
+        sweep_now = partial(sweep, services.blobs, services.settings, now, services.jobs.result_areas)
+        swept = await services.pool.submit(sweep_now)
         if swept.stored_audio or swept.job_results or swept.scratch:
             logger.info("retention: deleted %s", swept)
+        inputs_since = now - timedelta(seconds=services.settings.retention.scratch_seconds)
+        if leftovers := await services.jobs.sweep_inputs(services.blobs, services.pool, inputs_since):
+            logger.info("retention: deleted %d inputs of ended jobs", leftovers)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
 

@@ -144,3 +144,20 @@ async def test_only_queued_jobs_of_the_account_can_be_canceled(
         assert await queue.cancel("job_" + "c" * 32, caller.account_id, session)
     async with harness.services.db.transaction() as session:
         assert not await queue.cancel("job_" + "c" * 32, caller.account_id, session)
+
+
+async def test_still_open_names_the_jobs_that_have_not_ended(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
+    queue = make_queue(Clock())
+    ids = ["job_" + letter * 32 for letter in "efa"]
+    for job_id in ids:
+        await queued_job(harness, caller, queue, job_id)
+    done = await queue.claim("w", ["tts"], 30)
+    assert done is not None
+    assert await queue.finish(done, "w", SUCCEEDED, result={})
+    running = await queue.claim("w", ["tts"], 30)
+    assert running is not None
+    [waiting] = set(ids) - {done.id, running.id}
+    assert await queue.still_open([*ids, "job_" + "0" * 32]) == {running.id, waiting}
+    assert await queue.still_open([]) == set()

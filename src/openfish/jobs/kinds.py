@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +40,25 @@ class Progress:
         self.percent = max(0, min(99, int(fraction * 100)))
 
 
+@dataclass(frozen=True)
+class BlobArea:
+    """Blobs kept under ``<area>/`` whose names end in ``suffix``; a job kind's names start with
+    the job's id (``<area>/job_<hex>…<suffix>``)."""
+
+    area: str
+    suffix: str = ""
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is one of these blobs."""
+        return key.startswith(f"{self.area}/job_") and key.endswith(self.suffix)
+
+    @staticmethod
+    def job_id(key: str) -> str:
+        """The job a kept blob belongs to (its name starts with the job's id, ``job_<hex>``)."""
+        name = key.rsplit("/", 1)[-1]
+        return "_".join(name.split("_", 2)[:2]).split(".", 1)[0]
+
+
 def job_hold_reference(job_id: str) -> str:
     """Ledger reference of a job's held credits (the default for every kind)."""
     return f"job:{job_id}"
@@ -64,6 +83,11 @@ class JobKind(ABC, Generic[P]):
     event_prefix: ClassVar[str | None] = None
     #: Queue status → the status clients see, where the kind's API names them differently.
     wire_status: ClassVar[Mapping[str, str]] = {}
+    #: Where results are kept; retention deletes them ``retention.job_results_seconds`` after.
+    results: ClassVar[BlobArea | None] = None
+    #: Where inputs are kept while the job is open; ``cleanup`` deletes them when it ends, and
+    #: retention removes any a failed clean-up left behind.
+    inputs: ClassVar[BlobArea | None] = None
 
     def dump(self, payload: P) -> dict[str, Any]:
         """The payload as stored with the job."""

@@ -9,7 +9,7 @@ embedded implementation (jobs are rows of the main database), and the contract t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,4 +105,8 @@ class JobQueue(Protocol):
 
     async def page(self, account_id: str, kind: str, status: str | None, limit: int, offset: int) -> JobPage:
         """The account's jobs of ``kind``, newest first, optionally of one status."""
+        ...
+
+    async def still_open(self, job_ids: Collection[str]) -> set[str]:
+        """Those of ``job_ids`` that exist and have not ended (queued or processing)."""
         ...

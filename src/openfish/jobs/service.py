@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.errors import Conflict, NotFound
-from openfish.jobs.kinds import JobKind, P, Progress
+from openfish.jobs.kinds import BlobArea, JobKind, P, Progress
 from openfish.jobs.queue import CANCELED, SUCCEEDED, JobPage, JobQueue
 from openfish.services.accounts.billing import BillingService
 from openfish.services.runtime.ids import new_id
+from openfish.services.runtime.workers import WorkerPool
 from openfish.services.webhooks.delivery import WebhookService
+from openfish.store.blobs import BlobStore
 from openfish.store.database import Database
 from openfish.store.models import Job
 
@@ -156,8 +159,37 @@ class JobService:
 
     async def cleanup(self, job: Job) -> None:
         """The kind's file work after the job's end was committed; a failure is logged, not raised
-        (the job's outcome stands, and retention removes leftovers)."""
+        (the job's outcome stands, and :meth:`sweep_inputs` removes leftovers)."""
         try:
             await self._kinds[job.kind].cleanup(job)
         except OSError:
             logger.warning("job %s: clean-up failed; retention removes what is left", job.id, exc_info=True)
+
+    @property
+    def result_areas(self) -> list[BlobArea]:
+        """Where the registered kinds keep their results (for retention)."""
+        return [kind.results for kind in self._kinds.values() if kind.results is not None]
+
+    async def sweep_inputs(self, blobs: BlobStore, pool: WorkerPool, unused_since: datetime) -> int:
+        """Delete kept inputs not written since ``unused_since`` whose job has ended — what a
+        failed clean-up left behind (a queued job's inputs stay, however long it waits)."""
+        areas = [kind.inputs for kind in self._kinds.values() if kind.inputs is not None]
+
+        def old_inputs() -> list[str]:
+            return [
+                blob.key
+                for area in areas
+                for blob in blobs.list(area.area)
+                if area.holds(blob.key) and blob.modified < unused_since
+            ]
+
+        keys = await pool.submit(old_inputs) if areas else []
+        still_open = await self._queue.still_open({BlobArea.job_id(key) for key in keys})
+        ended = [key for key in keys if BlobArea.job_id(key) not in still_open]
+
+        def delete() -> None:
+            for key in ended:
+                blobs.delete(key)
+
+        await pool.submit(delete)
+        return len(ended)

@@ -9,7 +9,7 @@ over.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -208,6 +208,16 @@ class SqlJobQueue:
                 query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
             )
             return JobPage(total=total, items=list(rows))
+
+    async def still_open(self, job_ids: Collection[str]) -> set[str]:
+        """Those of ``job_ids`` that exist and have not ended (queued or processing)."""
+        if not job_ids:
+            return set()
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(Job.id).where(Job.id.in_(list(job_ids)), Job.status.not_in(TERMINAL))
+            )
+            return set(rows)
 
     async def _update_mine(
         self, job: Job, worker: str, *, session: AsyncSession | None = None, **values: Any

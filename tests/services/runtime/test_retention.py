@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,7 +44,7 @@ async def test_sweep_deletes_only_what_outlived_its_retention(harness: Harness) 
     (scratch / "out.mp4").write_bytes(b"half")
     age(scratch, 2 * DAY)
 
-    swept = sweep(blobs, services.settings, utcnow())
+    swept = sweep(blobs, services.settings, utcnow(), services.jobs.result_areas)
 
     assert (swept.stored_audio, swept.job_results, swept.scratch) == (1, 2, 1)
     assert not old.exists()
@@ -61,6 +62,40 @@ async def test_reusing_cached_audio_keeps_it(harness: Harness) -> None:
     age(stored, DAY + 60)
     again = await harness.client.post("/api/open/v1/speech/tts", headers=caller.headers, json=body)
     assert again.json()["audio_url"].split("?")[0] == first.json()["audio_url"].split("?")[0]
-    sweep(harness.services.blobs, harness.services.settings, utcnow() + timedelta(seconds=60))
+    later = utcnow() + timedelta(seconds=60)
+    sweep(harness.services.blobs, harness.services.settings, later, harness.services.jobs.result_areas)
     assert stored.exists()
     assert (await harness.client.get(again.json()["audio_url"])).status_code == 200
+
+
+async def test_inputs_left_by_a_failed_clean_up_go_once_their_job_has_ended(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    harness = await harness_factory(jobs={"embedded_worker": False})
+    caller = await harness.new_caller()
+    services = harness.services
+    root = services.settings.data_dir / "blobs" / "lipsync"
+    ended, waiting, recent = ("job_" + letter * 32 for letter in "567")
+    for job_id in (ended, waiting, recent):
+        job = services.queue.new_job(
+            job_id=job_id, account_id=caller.account_id, kind="lipsync", payload={}, credits=0, max_attempts=1
+        )
+        async with services.db.transaction() as session:
+            session.add(job)
+        services.blobs.put(f"lipsync/{job_id}_video.bin", b"kept input")
+    for job_id in (ended, recent):
+        async with services.db.transaction() as session:
+            assert await services.queue.cancel(job_id, caller.account_id, session)
+    age(root / f"{ended}_video.bin", 2 * DAY)
+    age(root / f"{waiting}_video.bin", 2 * DAY)
+    services.blobs.put("lipsync/" + "job_" + "8" * 32 + ".mp4", b"a result is not an input")
+    age(root / ("job_" + "8" * 32 + ".mp4"), 2 * DAY)
+
+    deleted = await services.jobs.sweep_inputs(services.blobs, services.pool, utcnow() - timedelta(days=1))
+
+    assert deleted == 1
+    assert sorted(path.name for path in root.iterdir()) == [
+        f"{waiting}_video.bin",  # its job is still queued: it will need it
+        f"{recent}_video.bin",  # ended, but not yet past the grace period
+        "job_" + "8" * 32 + ".mp4",
+    ]

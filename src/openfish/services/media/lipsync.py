@@ -25,7 +25,7 @@ from openfish.config import Settings
 from openfish.engines.base import EngineError, LipSyncEngine, LipSyncInputError, VadEngine
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import EngineUnavailable, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
-from openfish.jobs.kinds import JobFailed, JobKind, Progress
+from openfish.jobs.kinds import BlobArea, JobFailed, JobKind, Progress
 from openfish.jobs.service import JobService
 from openfish.paths import SignedLinks
 from openfish.services.media.inputs import MediaInputs
@@ -70,6 +70,8 @@ class LipSyncJobs(JobKind[LipSyncPayload]):
     noun = "lip-sync job"
     event_prefix = "lipsync.job"
     wire_status: ClassVar[Mapping[str, str]] = {"queued": "pending", "succeeded": "completed"}
+    results = BlobArea(AREA, ".mp4")
+    inputs = BlobArea(AREA, ".bin")
 
     def __init__(
         self,

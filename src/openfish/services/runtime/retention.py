@@ -2,20 +2,22 @@
 
 ``cache=true`` audio is content-addressed and reused by identical requests, so its age counts from
 its last use (a reuse touches it). Job results (TTS audio, lip-sync videos) count from when they were
-made; after that their job still reads, but its result URL answers 404. Scratch space left by an
-interrupted render is cleared too.
+made (each job kind names where it keeps them); after that their job still reads, but its result
+URL answers 404. Scratch space left by an interrupted render is cleared too. (Kept job inputs are
+the job framework's: ``JobService.sweep_inputs``.)
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from openfish.config import Settings
-from openfish.services.media.lipsync import AREA as LIPSYNC_AREA
-from openfish.services.tts.synthesis import JOB_AREA, STORED_AREA
+from openfish.jobs.kinds import BlobArea
+from openfish.services.tts.synthesis import STORED_AREA
 from openfish.store.blobs import BlobStore
 
 
@@ -28,24 +30,22 @@ class Swept:
     scratch: int
 
 
-def sweep(blobs: BlobStore, settings: Settings, now: datetime) -> Swept:
-    """Delete everything past its retention (blocking: run it in the worker pool)."""
+def sweep(blobs: BlobStore, settings: Settings, now: datetime, job_results: Sequence[BlobArea]) -> Swept:
+    """Delete everything past its retention (blocking: run it in the worker pool); ``job_results``
+    are where the job kinds keep their results."""
     keep = settings.retention
-    stored = _delete_unused(blobs, STORED_AREA, now - timedelta(seconds=keep.stored_audio_seconds))
+    stored = _delete_unused(blobs, BlobArea(STORED_AREA), now - timedelta(seconds=keep.stored_audio_seconds))
     results_since = now - timedelta(seconds=keep.job_results_seconds)
-    # Lip-sync inputs (".bin") live as long as their job and are deleted when it ends.
-    results = _delete_unused(blobs, JOB_AREA, results_since) + _delete_unused(
-        blobs, LIPSYNC_AREA, results_since, ".mp4"
-    )
+    results = sum(_delete_unused(blobs, area, results_since) for area in job_results)
     scratch_since = now - timedelta(seconds=keep.scratch_seconds)
     scratch = _clear_scratch(settings.scratch_dir, scratch_since) + blobs.discard_incomplete(scratch_since)
     return Swept(stored, results, scratch)
 
 
-def _delete_unused(blobs: BlobStore, area: str, unused_since: datetime, suffix: str = "") -> int:
-    """Delete the blobs of ``area`` (ending in ``suffix``) not written or touched since then."""
-    old = [blob.key for blob in blobs.list(area) if blob.modified < unused_since]
-    old = [key for key in old if key.endswith(suffix)]
+def _delete_unused(blobs: BlobStore, area: BlobArea, unused_since: datetime) -> int:
+    """Delete the blobs of ``area`` not written or touched since then."""
+    old = [blob.key for blob in blobs.list(area.area) if blob.modified < unused_since]
+    old = [key for key in old if key.endswith(area.suffix)]
     for key in old:
         blobs.delete(key)
     return len(old)

@@ -8,7 +8,7 @@ from typing import Any
 from openfish.config import Settings
 from openfish.engines.base import EngineError
 from openfish.errors import OpenfishError
-from openfish.jobs.kinds import JobFailed, JobKind, Progress
+from openfish.jobs.kinds import BlobArea, JobFailed, JobKind, Progress
 from openfish.jobs.service import JobService
 from openfish.paths import SignedLinks
 from openfish.services.runtime.workers import WorkerPool
@@ -30,6 +30,7 @@ class TtsJobs(JobKind[TtsRequest]):
     payload_type = TtsRequest
     surface = "tts"
     event_prefix = "tts.job"
+    results = BlobArea(JOB_AREA)
 
     def __init__(
         self,
