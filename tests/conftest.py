@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from openfish.app import create_app
 from openfish.config import Settings
 from openfish.container import Services
 from openfish.engines.registry import EngineRegistry, build_engines
+from tests.postgres import fresh_database, postgres_server
+from tests.s3 import s3_server
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -79,12 +82,34 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> EngineRegistry:
     return registry
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server (moto's) for the whole session, started on first use: its URL."""
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server for the whole session (started on first use): its base URL."""
+    with postgres_server() as url:
+        yield url
+
+
+#: Set to ``postgresql`` to run every harness (so every API suite) on PostgreSQL instead of SQLite.
+DATABASE_VARIABLE = "OPENFISH_TEST_DATABASE"
+
+
 @pytest.fixture
-async def harness_factory(tmp_path: Path, engines: EngineRegistry) -> AsyncIterator[Callable[..., Any]]:
+async def harness_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, engines: EngineRegistry
+) -> AsyncIterator[Callable[..., Any]]:
     """Builds harnesses with custom settings; each runs the app's lifespan."""
     stack: list[tuple[FastAPI, httpx.AsyncClient, Any]] = []
 
     async def build(engines: EngineRegistry = engines, **overrides: Any) -> Harness:
+        if os.environ.get(DATABASE_VARIABLE) == "postgresql" and "database" not in overrides:
+            overrides["database"] = {"url": fresh_database(request.getfixturevalue("postgres"))}
         app = create_app(make_settings(tmp_path / f"h{len(stack)}", **overrides), engines)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()

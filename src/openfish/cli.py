@@ -21,6 +21,7 @@ from openfish.container import Services, build_services
 from openfish.errors import OpenfishError
 from openfish.logs import configure_logging, log_config
 from openfish.services.accounts.accounts import IssuedToken
+from openfish.store.database import Database
 
 T = TypeVar("T")
 
@@ -131,6 +132,23 @@ def worker() -> None:
             await services.stop()
 
     asyncio.run(run())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations and print the revision. Every start does this too; on
+    PostgreSQL nodes that start together take turns under an advisory lock."""
+    settings = Settings()
+
+    async def run() -> str | None:
+        db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms)
+        try:
+            await db.migrate()
+            return await db.revision()
+        finally:
+            await db.dispose()
+
+    console.print(f"database at revision {asyncio.run(run())}")
 
 
 @accounts_app.command("create")

@@ -45,10 +45,10 @@ from openfish.services.voices.analysis import BaseProfiles, VoiceAnalysis
 from openfish.services.voices.catalog import VoiceService
 from openfish.services.voices.conversion import VoiceConversions
 from openfish.services.webhooks.delivery import WebhookService
+from openfish.store.blob_backends import build_blob_store
 from openfish.store.blobs import BlobStore
 from openfish.store.counters import MemoryCounters
-from openfish.store.database import Database
-from openfish.store.local_blobs import LocalBlobStore
+from openfish.store.database import UNAVAILABLE, Database
 from openfish.store.models import utcnow
 
 MAINTENANCE_SECONDS = 600.0
@@ -143,7 +143,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     counters = MemoryCounters()
     pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
     planner = SpeechPlanner(engines, settings)
-    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    blobs = build_blob_store(settings.storage, settings.data_dir)
     queue = SqlJobQueue(db)
     webhooks = WebhookService(db, settings)
     jobs = JobService(db, queue, billing, webhooks, max_attempts=settings.jobs.max_attempts)
@@ -222,18 +222,27 @@ async def _background_work(services: Services, stop: asyncio.Event) -> None:
 
 async def _maintenance(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        await services.idempotency.purge_expired()
-        await release_abandoned(services.billing, services.settings)
-        now = utcnow()
-        sweep_now = partial(sweep, services.blobs, services.settings, now, services.jobs.result_areas)
-        swept = await services.pool.submit(sweep_now)
-        if swept.stored_audio or swept.job_results or swept.scratch:
-            logger.info("retention: deleted %s", swept)
-        inputs_since = now - timedelta(seconds=services.settings.retention.scratch_seconds)
-        if leftovers := await services.jobs.sweep_inputs(services.blobs, services.pool, inputs_since):
-            logger.info("retention: deleted %d inputs of ended jobs", leftovers)
+        try:
+            await _maintain(services)
+        except UNAVAILABLE as exc:
+            # Every step is idempotent: the next pass does what this one could not.
+            logger.warning("maintenance skipped: database unavailable (%s)", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
+
+
+async def _maintain(services: Services) -> None:
+    """One maintenance pass: expired idempotency keys, holds of dead sessions, retention."""
+    await services.idempotency.purge_expired()
+    await release_abandoned(services.billing, services.settings)
+    now = utcnow()
+    sweep_now = partial(sweep, services.blobs, services.settings, now, services.jobs.result_areas)
+    swept = await services.pool.submit(sweep_now)
+    if swept.stored_audio or swept.job_results or swept.scratch:
+        logger.info("retention: deleted %s", swept)
+    inputs_since = now - timedelta(seconds=services.settings.retention.scratch_seconds)
+    if leftovers := await services.jobs.sweep_inputs(services.blobs, services.pool, inputs_since):
+        logger.info("retention: deleted %d inputs of ended jobs", leftovers)
 
 
 async def _engines_loaded(engines: EngineRegistry) -> None:

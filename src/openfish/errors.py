@@ -152,6 +152,15 @@ class EngineUnavailable(_RetryableError):
     ws_close = 1013
 
 
+class ServiceUnavailable(_RetryableError):
+    """A part every request needs (the database) cannot be reached right now; nothing was done."""
+
+    status = 503
+    code = "unavailable"
+    default_message = "The service is briefly unavailable; retry shortly."
+    ws_close = 1013
+
+
 #: Status codes Starlette raises itself (routing, body parsing) mapped onto the tree.
 ERRORS_BY_STATUS: dict[int, type[OpenfishError]] = {
     cls.status: cls

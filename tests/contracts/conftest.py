@@ -16,9 +16,11 @@ from openfish.store.blobs import BlobStore
 from openfish.store.counters import Counters, MemoryCounters
 from openfish.store.local_blobs import LocalBlobStore
 from tests.conftest import Harness
+from tests.postgres import fresh_database
+from tests.s3 import s3_blob_store
 
-BLOB_BACKENDS = ["local"]
-DATABASE_BACKENDS = ["sqlite"]
+BLOB_BACKENDS = ["local", "s3"]
+DATABASE_BACKENDS = ["sqlite", "postgresql"]
 QUEUE_BACKENDS = ["sql"]
 COUNTER_BACKENDS = ["memory"]
 #: Builds counters of one back-end reading time from the given clock.
@@ -32,6 +34,8 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
     """An empty blob store of each back-end."""
     if request.param == "local":
         yield LocalBlobStore(tmp_path / "blobs")
+    elif request.param == "s3":
+        yield s3_blob_store(request.getfixturevalue("s3_endpoint"))  # a fresh bucket
     else:  # pragma: no cover - a name without a builder is a mistake in BLOB_BACKENDS
         raise AssertionError(f"no builder for blob back-end {request.param!r}")
 
@@ -57,6 +61,9 @@ def database(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings overrides that put an app on each database back-end (none: the SQLite default)."""
     if request.param == "sqlite":
         return {}
+    if request.param == "postgresql":
+        server: str = request.getfixturevalue("postgres")
+        return {"database": {"url": fresh_database(server)}}
     raise AssertionError(f"no settings for database back-end {request.param!r}")  # pragma: no cover
 
 

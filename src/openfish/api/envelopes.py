@@ -37,12 +37,12 @@ _DESCRIPTIONS = {
     422: "Well-formed but unprocessable.",
     429: "Rate limited; retry after the given seconds.",
     500: "Internal error; quote the requestId.",
-    503: "The engine is unavailable; retry after the given seconds.",
+    503: "An engine or the database is unavailable; retry after the given seconds.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
 _WWW_AUTH = {"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}}
 #: Statuses every authenticated route can answer.
-COMMON_STATUSES = (400, 401, 413, 429, 500)
+COMMON_STATUSES = (400, 401, 413, 429, 500, 503)
 
 
 def error_responses(*statuses: int, legacy: bool = False) -> dict[int | str, dict[str, Any]]:

@@ -20,11 +20,15 @@ from openfish.errors import (
     InvalidRequest,
     MethodNotAllowed,
     OpenfishError,
+    ServiceUnavailable,
 )
 from openfish.middleware import request_id_of
+from openfish.store.database import UNAVAILABLE
 
 logger = logging.getLogger("openfish.errors")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+#: Retry-After for a database that cannot be reached: restarts and fail-overs take seconds.
+DATABASE_RETRY_SECONDS = 5
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -32,6 +36,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OpenfishError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -62,6 +68,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     return _respond(request, InvalidRequest(describe_validation_errors(exc.errors())))
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning(
+        "database unavailable on %s %s requestId=%s: %s",
+        request.method,
+        request.url.path,
+        request_id_of(request.scope),
+        type(exc).__name__,
+    )
+    return _respond(request, ServiceUnavailable(retry_after=DATABASE_RETRY_SECONDS))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 
 class TierSettings(BaseModel):
@@ -30,10 +30,37 @@ class DatabaseSettings(BaseModel):
 
     url: str | None = Field(
         default=None,
-        description="SQLAlchemy async URL; defaults to SQLite in the data directory.",
+        description=(
+            "SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql://user:password@host/db "
+            "(psycopg 3); defaults to SQLite in the data directory."
+        ),
     )
     echo: bool = False
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class StorageSettings(BaseModel):
+    """Where blobs (stored audio, job results, uploads, voices) are kept. S3 values left unset come
+    from the standard AWS environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``AWS_ALLOW_HTTP``) and credential chain."""
+
+    url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix for an S3-compatible store; defaults to the data directory.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="S3 API URL (MinIO, R2, ...); AWS itself when neither this nor AWS_ENDPOINT_URL is set.",
+    )
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    allow_http: bool = Field(default=False, description="Allow an http:// endpoint (else AWS_ALLOW_HTTP).")
+    presigned_downloads: bool = Field(
+        default=True,
+        description="Send clients to presigned S3 URLs (307) instead of streaming blobs through the app; "
+        "turn off when clients cannot reach the endpoint.",
+    )
 
 
 class HttpSettings(BaseModel):

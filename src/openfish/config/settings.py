@@ -21,6 +21,7 @@ from openfish.config.sections import (
     MediaFetchSettings,
     RealtimeSettings,
     RetentionSettings,
+    StorageSettings,
     SurfaceSettings,
     TierSettings,
     TtsSettings,
@@ -89,6 +90,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
     http: HttpSettings = HttpSettings()
     surfaces: SurfaceSettings = SurfaceSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
@@ -163,7 +165,11 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        """The configured database URL, or SQLite inside the data directory."""
+        """The configured database URL, or SQLite inside the data directory. A plain PostgreSQL URL
+        (``postgresql://`` or ``postgres://``, as most tools write it) gets the psycopg driver."""
         if self.database.url:
+            scheme, separator, rest = self.database.url.partition("://")
+            if separator and scheme in ("postgresql", "postgres"):
+                return f"postgresql+psycopg://{rest}"
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'openfish.db').resolve()}"

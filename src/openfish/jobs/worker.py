@@ -20,12 +20,21 @@ from typing import Any
 from openfish.jobs.kinds import JobFailed, Progress
 from openfish.jobs.queue import FAILED, SUCCEEDED, JobQueue
 from openfish.jobs.service import JobService
-from openfish.store.database import Database
+from openfish.store.database import UNAVAILABLE, Database
 from openfish.store.models import Job
 
 logger = logging.getLogger("openfish.jobs")
 #: How often a running job's progress is written (at most).
 PROGRESS_SECONDS = 1.0
+#: The longest wait between two looks for work while the database is unavailable.
+MAX_BACKOFF_SECONDS = 10.0
+#: Waits between tries to save a finished job's outcome while the database is unavailable (~1 min).
+FINISH_RETRY_SECONDS = (0.5, 1, 2, 4, 8, 16, 30)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def worker_name() -> str:
@@ -68,16 +77,20 @@ class JobWorker:
         """Claim and run jobs until ``stop`` is set. Jobs under way then are interrupted and handed
         back to the queue, so another worker (or this one after a restart) takes them at once."""
         wake = self._wake = asyncio.Event()
+        backoff = self._poll
         try:
             while not stop.is_set():
-                await self._fail_exhausted()
-                while len(self._running) < self._concurrency and not stop.is_set():
-                    job = await self._queue.claim(self.name, self._jobs.kind_names, self._lease)
-                    if job is None:
-                        break
-                    task = asyncio.create_task(self._run(job), name=f"job {job.id}")
-                    self._running[task] = job
-                    task.add_done_callback(self._forget)
+                try:
+                    await self._fail_exhausted()
+                    await self._claim_what_fits(stop)
+                except UNAVAILABLE as exc:
+                    # The database went away: wait (longer each time) and look again; running jobs
+                    # carry on and settle once it is back.
+                    logger.warning("job worker: database unavailable (%s); retrying in %.1f s", exc, backoff)
+                    await _sleep_unless(stop, backoff)
+                    backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
+                    continue
+                backoff = self._poll
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self._poll)
@@ -87,11 +100,28 @@ class JobWorker:
                 task.cancel()
             await asyncio.gather(*interrupted, return_exceptions=True)
             for task, job in interrupted.items():
-                if task.cancelled() and await self._queue.hand_back(job, self.name):
-                    logger.info("job %s handed back to the queue (worker stopping)", job.id)
+                # Without the database the job cannot be handed back: its lease runs out instead.
+                with contextlib.suppress(*UNAVAILABLE):
+                    if task.cancelled() and await self._queue.hand_back(job, self.name):
+                        logger.info("job %s handed back to the queue (worker stopping)", job.id)
+
+    async def _claim_what_fits(self, stop: asyncio.Event) -> None:
+        while len(self._running) < self._concurrency and not stop.is_set():
+            job = await self._queue.claim(self.name, self._jobs.kind_names, self._lease)
+            if job is None:
+                return
+            task = asyncio.create_task(self._run(job), name=f"job {job.id}")
+            self._running[task] = job
+            task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
-        self._running.pop(task, None)
+        job = self._running.pop(task, None)
+        if not task.cancelled() and task.exception() is not None and job is not None:
+            logger.error(
+                "job %s: its result could not be saved; the job will run again",
+                job.id,
+                exc_info=task.exception(),
+            )
 
     async def _run(self, job: Job) -> None:
         progress = Progress()
@@ -118,7 +148,11 @@ class JobWorker:
     async def _heartbeat(self, job: Job, runner: asyncio.Task[Any] | None) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
-            if not await self._queue.heartbeat(job, self.name, self._lease) and runner is not None:
+            try:
+                mine = await self._queue.heartbeat(job, self.name, self._lease)
+            except UNAVAILABLE:
+                continue  # try again next time; if the lease runs out meanwhile, finish is refused
+            if not mine and runner is not None:
                 logger.warning("job %s: lease lost, abandoning attempt %s", job.id, job.attempt)
                 runner.cancel()
                 return
@@ -128,10 +162,26 @@ class JobWorker:
         while True:
             await asyncio.sleep(PROGRESS_SECONDS)
             if progress.percent != sent:
-                sent = progress.percent
-                await self._queue.report_progress(job, self.name, sent)
+                with contextlib.suppress(*UNAVAILABLE):  # progress is advisory: the next report will do
+                    await self._queue.report_progress(job, self.name, progress.percent)
+                    sent = progress.percent
 
     async def _finish(self, job: Job, status: str, result: dict[str, Any] | None, error: str | None) -> None:
+        # The work is done: keep trying to record it while the database is briefly away (a restart,
+        # a fail-over) rather than throwing the work away and running the job again.
+        for delay in (*FINISH_RETRY_SECONDS, None):
+            try:
+                await self._finish_once(job, status, result, error)
+                return
+            except UNAVAILABLE as exc:
+                if delay is None:
+                    raise
+                logger.warning("job %s: database unavailable (%s); saving again in %s s", job.id, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _finish_once(
+        self, job: Job, status: str, result: dict[str, Any] | None, error: str | None
+    ) -> None:
         async with self._db.transaction() as session:
             ended = await self._queue.finish(
                 job, self.name, status, result=result, error=error, session=session

@@ -15,11 +15,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Table, event, text
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Result, Table, event, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+#: What a database that cannot be reached (stopped, restarting, network gone) or is too busy (SQLite's
+#: busy timeout) raises. Nothing was written: the request answers 503, background loops wait and retry.
+UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 _IMMEDIATE = "openfish_begin_immediate"
 
 
@@ -32,7 +37,11 @@ class Database:
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args["timeout"] = sqlite_busy_timeout_ms / 1000
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args)
+        # A server database may restart under us: test pooled connections before use, so the first
+        # request after a restart gets a fresh connection instead of a dead one.
+        self.engine: AsyncEngine = create_async_engine(
+            url, echo=echo, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
+        )
         if self.is_sqlite:
             _tune_sqlite(self.engine, sqlite_busy_timeout_ms)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -65,18 +74,28 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade_to_head)
 
+    async def revision(self) -> str | None:
+        """The migration the database is at (None before the first)."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_current_revision)
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
 
 
-def insert_if_absent(
+async def insert_if_absent(
     session: AsyncSession, table: Table | type[Any], values: dict[str, Any], *, key: list[str]
-) -> Any:
-    """An ``INSERT ... ON CONFLICT (key) DO NOTHING`` for the session's database (both supported
-    databases speak it): a repeat is a no-op, with no IntegrityError to spoil the transaction."""
+) -> bool:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the session's transaction (both supported
+    databases speak it): a repeat is a no-op, with no IntegrityError to spoil the transaction.
+    Returns whether the row was inserted."""
     insert = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
-    return insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
+    # RETURNING says whether a row went in on both databases; a row count does not (psycopg gives
+    # none for an insert that returns the generated id).
+    returned: Result[Any] = await session.execute(statement.returning(literal_column("1")))
+    return returned.first() is not None
 
 
 def alembic_config() -> Config:
@@ -86,10 +105,22 @@ def alembic_config() -> Config:
     return config
 
 
+#: Held while migrating on PostgreSQL, so nodes starting together migrate one after another (the
+#: later ones find nothing left to do). Any fixed number works; this one is "openfish" in ASCII.
+_MIGRATION_LOCK = 0x6F70656E66697368
+
+
 def _upgrade_to_head(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Released when this transaction ends (the upgrade's own).
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

@@ -124,7 +124,8 @@ class BillingService:
             raise InvalidRequest("extension steps start at 1")
         extension = f"{reference}+{step}"
         async with self._db.transaction() as session:
-            hold = await session.get(CreditHold, reference)
+            # The hold before the account (the order capture and release take them in too).
+            hold = await session.get(CreditHold, reference, with_for_update=True, populate_existing=True)
             if hold is None or hold.status != HOLD_HELD:
                 raise NotFound(f"no open credit hold {reference}")
             repeated = await entry_exists(session, "hold", extension)
@@ -259,7 +260,10 @@ class BillingService:
             raise InvalidRequest("a charge cannot be negative")
         period = quota_period(self._clock())
         async with self._transaction(outer) as session:
-            account = await session.get(Account, account_id)
+            # Locked first (PostgreSQL; SQLite's writers are serialized anyway): a concurrent
+            # repeat of this reference waits here and then finds the entry, instead of debiting
+            # too and failing on the ledger's unique key.
+            account = await session.get(Account, account_id, with_for_update=True, populate_existing=True)
             if account is None:
                 raise NotFound(f"account {account_id} does not exist")
             if await entry_exists(session, kind, reference):

@@ -129,11 +129,11 @@ class UrlSigner:
                 "value": base64.b64encode(candidate).decode(),
                 "created_at": utcnow(),
             }
-            result = await session.execute(insert_if_absent(session, ServerSecret, values, key=["name"]))
+            inserted = await insert_if_absent(session, ServerSecret, values, key=["name"])
             stored = await session.scalar(_STORED_KEY)
         if stored is None:
             raise RuntimeError("the URL-signing key was neither stored nor found")
-        if adopting and result.rowcount:  # type: ignore[attr-defined]
+        if adopting and inserted:
             logger.info(
                 "URL-signing key: adopted %s into the database (the file is no longer read)",
                 self._legacy_file,

@@ -113,8 +113,7 @@ class WebhookService:
             "created_at": now,
         }
         # The unique event_id makes a repeat a no-op inside the caller's transaction.
-        result = await session.execute(insert_if_absent(session, WebhookDelivery, values, key=["event_id"]))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await insert_if_absent(session, WebhookDelivery, values, key=["event_id"])
 
     async def deliver_due(self, limit: int = 10) -> int:
         """Claim up to ``limit`` due deliveries, attempt them concurrently; how many were attempted."""
