@@ -47,11 +47,14 @@ from openfish.services.voices.conversion import VoiceConversions
 from openfish.services.webhooks.delivery import WebhookService
 from openfish.store.blob_backends import build_blob_store
 from openfish.store.blobs import BlobStore
-from openfish.store.counters import MemoryCounters
+from openfish.store.counters import Counters, MemoryCounters
 from openfish.store.database import UNAVAILABLE, Database
 from openfish.store.models import utcnow
+from openfish.store.sql_counters import SqlCounters
 
 MAINTENANCE_SECONDS = 600.0
+#: The longest an HTTP request holds a concurrency slot (a long streamed synthesis, a large upload).
+REQUEST_SLOT_SECONDS = 600.0
 logger = logging.getLogger("openfish.maintenance")
 
 
@@ -139,8 +142,12 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     )
     billing = BillingService(db, settings)
     engines = engines or build_engines(settings)
-    # Rate, concurrency and session counts; a scale-out deployment swaps in a shared implementation.
-    counters = MemoryCounters()
+    # Rate, concurrency and session counts: in this process, or on the database so that every node
+    # on it enforces an account's limits together. On the database a slot expires (a crashed node
+    # never gives its slots back): request slots after the longest request, session slots after the
+    # longest realtime session.
+    request_counters = _counters(db, settings, REQUEST_SLOT_SECONDS)
+    session_counters = _counters(db, settings, settings.realtime.max_session_seconds)
     pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
     planner = SpeechPlanner(engines, settings)
     blobs = build_blob_store(settings.storage, settings.data_dir)
@@ -178,7 +185,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         accounts=AccountService(db, settings, billing),
         billing=billing,
         usage=UsageService(db),
-        limiter=RequestLimiter(counters),
+        limiter=RequestLimiter(request_counters),
         readiness=Readiness(),
         engines=engines,
         synthesis=synthesis,
@@ -196,7 +203,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         transcription=transcription,
         lipsync=lipsync,
         media_fetcher=media_fetcher,
-        realtime_slots=SessionSlots(counters),
+        realtime_slots=SessionSlots(session_counters),
         live_listening=LiveListeningFactory(settings, engines, pool, billing, transcription),
         job_worker=job_worker,
     )
@@ -205,6 +212,12 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         # With lazy loading a model comes in on first use, so an unloaded engine is not "unready".
         services.readiness.add("engines", lambda: _engines_loaded(engines))
     return services
+
+
+def _counters(db: Database, settings: Settings, hold_seconds: float) -> Counters:
+    if settings.shared_counters:
+        return SqlCounters(db, hold_seconds=hold_seconds)
+    return MemoryCounters()
 
 
 async def _background_work(services: Services, stop: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.store.blobs import BlobStore
 from openfish.store.counters import Counters, MemoryCounters
 from openfish.store.local_blobs import LocalBlobStore
+from openfish.store.sql_counters import SqlCounters
 from tests.conftest import Harness
 from tests.postgres import fresh_database
 from tests.s3 import s3_blob_store
@@ -22,9 +23,11 @@ from tests.s3 import s3_blob_store
 BLOB_BACKENDS = ["local", "s3"]
 DATABASE_BACKENDS = ["sqlite", "postgresql"]
 QUEUE_BACKENDS = ["sql"]
-COUNTER_BACKENDS = ["memory"]
+COUNTER_BACKENDS = ["memory", "sql"]
 #: Builds counters of one back-end reading time from the given clock.
 CountersFactory = Callable[[Callable[[], float]], Counters]
+#: The longest a slot of the database counters built here may be held before it expires.
+SLOT_HOLD_SECONDS = 3600.0
 #: Builds a queue of one back-end on the harness's database, reading time from the given clock.
 QueueFactory = Callable[[Callable[[], datetime]], JobQueue]
 
@@ -49,10 +52,13 @@ def make_queue(request: pytest.FixtureRequest, harness: Harness) -> QueueFactory
 
 
 @pytest.fixture(params=COUNTER_BACKENDS)
-def make_counters(request: pytest.FixtureRequest) -> CountersFactory:
-    """Counters of each back-end, empty."""
+def make_counters(request: pytest.FixtureRequest, harness: Harness) -> CountersFactory:
+    """Counters of each back-end, empty; the database ones on the harness's database (so on each
+    database back-end). Each call is another node: database counters built twice share counts."""
     if request.param == "memory":
         return lambda clock: MemoryCounters(clock=clock)
+    if request.param == "sql":
+        return lambda clock: SqlCounters(harness.services.db, hold_seconds=SLOT_HOLD_SECONDS, clock=clock)
     raise AssertionError(f"no builder for counters back-end {request.param!r}")  # pragma: no cover
 
 

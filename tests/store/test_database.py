@@ -25,7 +25,7 @@ async def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: P
                 (await session.scalars(text("SELECT name FROM sqlite_master WHERE type='table'"))).all()
             )
         assert mode == "wal"
-        assert version == "0006"
+        assert version == "0007"
         expected = {"accounts", "api_tokens", "ledger_entries", "credit_holds", "voices", "jobs"}
         assert expected | {"server_secrets"} <= tables
     finally:
@@ -62,7 +62,7 @@ async def test_nodes_starting_together_on_postgresql_migrate_once_without_racing
     try:
         async with asyncio.timeout(60):  # without the lock, concurrent DDL blocks or fails
             await asyncio.gather(*(node.migrate() for node in nodes))
-        assert {await node.revision() for node in nodes} == {"0006"}
+        assert {await node.revision() for node in nodes} == {"0007"}
         async with nodes[0].session() as session:
             tables = set(
                 (

@@ -39,6 +39,17 @@ class DatabaseSettings(BaseModel):
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
 
+class LimitsSettings(BaseModel):
+    """Where the counts behind request rate, concurrency and realtime session limits live."""
+
+    counters: Literal["memory", "database"] | None = Field(
+        default=None,
+        description="memory: in this process (exact for one node, no database work); database: on "
+        "the database, shared by every node on it, so that a tier's limits hold across nodes. "
+        "Unset: memory on SQLite, database on PostgreSQL.",
+    )
+
+
 class StorageSettings(BaseModel):
     """Where blobs (stored audio, job results, uploads, voices) are kept. S3 values left unset come
     from the standard AWS environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,

@@ -17,6 +17,7 @@ from openfish.config.sections import (
     DatabaseSettings,
     HttpSettings,
     JobSettings,
+    LimitsSettings,
     LipSyncSettings,
     MediaFetchSettings,
     RealtimeSettings,
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     storage: StorageSettings = StorageSettings()
     http: HttpSettings = HttpSettings()
+    limits: LimitsSettings = LimitsSettings()
     surfaces: SurfaceSettings = SurfaceSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -162,6 +164,14 @@ class Settings(BaseSettings):
     def signing_key_bytes(self) -> bytes | None:
         """The configured URL-signing key, decoded; None when the database's key is to be used."""
         return None if self.signing_key is None else decode_signing_key(self.signing_key.get_secret_value())
+
+    @property
+    def shared_counters(self) -> bool:
+        """Whether limits count on the database, shared by every node (``limits.counters``; unset,
+        whenever the database is not SQLite, since only a server database is shared by nodes)."""
+        if self.limits.counters is not None:
+            return self.limits.counters == "database"
+        return not self.database_url.startswith("sqlite")
 
     @property
     def database_url(self) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -249,3 +250,36 @@ class ServerSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CounterEvent(Base):
+    """One counted hit of a sliding window (``store/sql_counters.py``), kept until it leaves the
+    window. Times are Unix seconds, so that every node's arithmetic on them is the same."""
+
+    __tablename__ = "counter_events"
+    __table_args__ = (
+        Index("ix_counter_events_key_expires", "key", "expires_at"),
+        Index("ix_counter_events_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    key: Mapped[str] = mapped_column(String(200))
+    #: When the hit leaves its window (its time plus the window), Unix seconds.
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+class CounterSlot(Base):
+    """One slot taken (``store/sql_counters.py``): deleted when given back, or no longer counted
+    once expired (its node died holding it)."""
+
+    __tablename__ = "counter_slots"
+    __table_args__ = (Index("ix_counter_slots_key_expires", "key", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    #: The instance that took it (host:pid:random), for operators reading the table.
+    holder: Mapped[str] = mapped_column(String(200))
+    #: When it stops counting if never given back, Unix seconds.
+    expires_at: Mapped[float] = mapped_column(Double)
