@@ -21,7 +21,7 @@ from openfish.config import Settings
 from openfish.container import Services
 from openfish.engines.registry import EngineRegistry, build_engines
 from tests.postgres import fresh_database, postgres_server
-from tests.s3 import s3_server
+from tests.s3 import s3_server, s3_storage
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -96,8 +96,9 @@ def postgres() -> Iterator[str]:
         yield url
 
 
-#: Set to ``postgresql`` to run every harness (so every API suite) on PostgreSQL instead of SQLite.
-DATABASE_VARIABLE = "OPENFISH_TEST_DATABASE"
+#: ``postgresql`` runs every harness (so every API suite) on PostgreSQL instead of SQLite;
+#: ``cluster`` on PostgreSQL and an S3 bucket (moto's server) instead of the data directory.
+BACKENDS_VARIABLE = "OPENFISH_TEST_BACKENDS"
 
 
 @pytest.fixture
@@ -108,8 +109,14 @@ async def harness_factory(
     stack: list[tuple[FastAPI, httpx.AsyncClient, Any]] = []
 
     async def build(engines: EngineRegistry = engines, **overrides: Any) -> Harness:
-        if os.environ.get(DATABASE_VARIABLE) == "postgresql" and "database" not in overrides:
+        backends = os.environ.get(BACKENDS_VARIABLE, "")
+        if backends in ("postgresql", "cluster") and "database" not in overrides:
             overrides["database"] = {"url": fresh_database(request.getfixturevalue("postgres"))}
+        if backends == "cluster" and "storage" not in overrides:
+            # Served through the app (no presigned redirect), so suites that download keep working.
+            overrides["storage"] = s3_storage(
+                request.getfixturevalue("s3_endpoint"), presigned_downloads=False
+            )
         app = create_app(make_settings(tmp_path / f"h{len(stack)}", **overrides), engines)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -50,3 +51,16 @@ def s3_blob_store(endpoint: str, *, prefix: str = "blobs", presigned_downloads: 
         allow_http=True,
         presigned_downloads=presigned_downloads,
     )
+
+
+def s3_storage(endpoint: str, *, presigned_downloads: bool = True) -> dict[str, Any]:
+    """Storage settings that put an app's blobs in a fresh bucket of the server."""
+    return {
+        "url": f"s3://{fresh_bucket(endpoint)}/blobs",
+        "endpoint": endpoint,
+        "region": REGION,
+        "access_key_id": ACCESS_KEY_ID,
+        "secret_access_key": SECRET_ACCESS_KEY,
+        "allow_http": True,
+        "presigned_downloads": presigned_downloads,
+    }

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from openfish.audio.decode import decode_audio
+from openfish.services.tts.synthesis import STORED_AREA
 from tests.api.test_handlers import assert_v1_error
 from tests.conftest import Caller, Harness
 
@@ -24,8 +25,8 @@ async def store(harness: Harness, caller: Caller, **fields: object) -> dict[str,
 
 
 def blob_files(harness: Harness) -> list[str]:
-    root = harness.services.settings.data_dir / "blobs"
-    return sorted(p.name for p in root.rglob("*") if p.is_file())
+    """The stored audio blobs, whichever back-end keeps them."""
+    return sorted(blob.key for blob in harness.services.blobs.list(STORED_AREA))
 
 
 async def test_cached_audio_is_served_by_its_signed_url(harness: Harness, caller: Caller) -> None:

@@ -1,0 +1,195 @@
+"""Scale-out back-ends against the embedded ones: the ledger and job submission on SQLite vs
+PostgreSQL, blobs in a local directory vs an S3-compatible bucket.
+
+Run: ``.venv/bin/python -m bench.cluster`` (``--smoke`` shrinks every count to a few iterations:
+it proves the benchmark runs, its figures mean nothing). Prints, side by side in one run, a table
+per section with a column per back-end and their ratio (second / first: above 1 the second is
+faster for rates, slower for latencies):
+
+1. **Ledger**: charges per second through ``BillingService.charge``, 1 credit each under a
+   reference of its own, by 300 concurrent asyncio callers (3 charges each) against (a) one account
+   (every charge waits for the same row: per-account serialisation) and (b) 300 accounts (one per
+   caller), and whether the balances moved by exactly the number of charges ("exact"). Then the
+   issue's reference (SQLite ~184/s with 300 concurrent, ``bench/README.md``), the target (≥ 1,000/s
+   on PostgreSQL) and the measured PostgreSQL figures against both.
+2. **Job submission**: ``TtsJobs.submit`` in-process with no worker running, so only accepting a job
+   is measured (plan, then the credit hold and the job row in one transaction): median and p95
+   milliseconds of 50 submissions one after another on one account, and submissions per second
+   for a burst of 200 by 32 concurrent submitters, each on an account of its own.
+3. **Blobs**: put, then get, of 200 x 64 KiB and 10 x 4 MiB blobs through the synchronous
+   ``BlobStore`` API in a thread pool of 8: operations and megabytes (10^6 bytes) per second, and
+   whether every get returned the bytes put.
+
+Each back-end runs one API node's service graph (``build_services``) with no limits in the way, in
+this process; its SQLAlchemy connection pool (5 connections + 10 overflow) is what the callers
+share, as on a real node. SQLite is a file in a temporary directory (WAL, as the server runs it).
+PostgreSQL is ``OPENFISH_TEST_POSTGRES_URL`` when set, else a throwaway local cluster
+(``tests/postgres.py``, which runs with ``fsync=off``: commits cost less than on a durable
+server). Local blobs are a temporary directory (each put fsynced); S3 is moto's standalone server
+(``tests/s3.py``) in a thread of this process, so its own work competes with the client's for the
+same interpreter: a real S3 service is slower per request and faster in aggregate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import SecretStr
+from tests.postgres import URL_VARIABLE, fresh_database, postgres_server
+from tests.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, fresh_bucket, s3_server
+
+from bench.cluster_parts import (
+    FULL,
+    SMOKE,
+    Charges,
+    Counts,
+    Submits,
+    Transfer,
+    blobs,
+    ledger,
+    running,
+    settings_for,
+    submits,
+)
+from openfish.config import StorageSettings
+from openfish.store.blob_backends import build_blob_store
+
+#: The issue's figures: SQLite today (300 concurrent charges, bench/README.md), PostgreSQL's target.
+REFERENCE_SQLITE, TARGET_POSTGRESQL = 184.0, 1000.0
+
+Row = tuple[str, str, str, str]
+DatabaseFigures = tuple[tuple[Charges, Charges], Submits]
+
+
+def rate_row(label: str, first: float, second: float, digits: int = 0) -> Row:
+    return label, f"{first:,.{digits}f}", f"{second:,.{digits}f}", f"{second / first:.2f}"
+
+
+def flag_row(label: str, first: bool, second: bool) -> Row:
+    return label, "yes" if first else "no", "yes" if second else "no", ""
+
+
+def table(title: str, columns: tuple[str, str, str], rows: Sequence[Row]) -> None:
+    print(f"\n{title}\n")
+    print("| figure | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+async def database_figures(counts: Counts) -> dict[str, DatabaseFigures]:
+    """Ledger and job submission figures of one node on SQLite, then of one on PostgreSQL."""
+    figures: dict[str, DatabaseFigures] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running(settings_for(Path(tmp) / "sqlite", None)) as services:
+            figures["SQLite"] = await ledger(services, counts), await submits(services, counts)
+        with postgres_server() as server:
+            settings = settings_for(Path(tmp) / "postgresql", fresh_database(server))
+            async with running(settings) as services:
+                figures["PostgreSQL"] = await ledger(services, counts), await submits(services, counts)
+    return figures
+
+
+def blob_figures(counts: Counts) -> dict[str, tuple[Transfer, Transfer]]:
+    """Blob figures of a local directory, then of a bucket on moto's S3 server."""
+    figures: dict[str, tuple[Transfer, Transfer]] = {}
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
+    with tempfile.TemporaryDirectory() as tmp:
+        figures["local"] = blobs(build_blob_store(StorageSettings(), Path(tmp)), counts)
+        with s3_server() as endpoint:
+            storage = StorageSettings(
+                url=f"s3://{fresh_bucket(endpoint)}/blobs",
+                endpoint=endpoint,
+                region=REGION,
+                access_key_id=ACCESS_KEY_ID,
+                secret_access_key=SecretStr(SECRET_ACCESS_KEY),
+                allow_http=True,
+            )
+            figures["S3 (moto)"] = blobs(build_blob_store(storage, Path(tmp)), counts)
+    return figures
+
+
+def print_ledger(
+    counts: Counts, sqlite: tuple[Charges, Charges], postgresql: tuple[Charges, Charges]
+) -> None:
+    callers, per_caller = counts.callers, counts.charges_per_caller
+    (sqlite_one, sqlite_many), (postgresql_one, postgresql_many) = sqlite, postgresql
+    table(
+        f"1. Ledger: charges/s, {callers} concurrent callers x {per_caller} charges of 1 credit",
+        ("SQLite", "PostgreSQL", "PostgreSQL / SQLite"),
+        [
+            rate_row("charges/s, one account", sqlite_one.per_second, postgresql_one.per_second),
+            flag_row("exact: one account", sqlite_one.exact, postgresql_one.exact),
+            rate_row(f"charges/s, {callers} accounts", sqlite_many.per_second, postgresql_many.per_second),
+            flag_row(f"exact: {callers} accounts", sqlite_many.exact, postgresql_many.exact),
+        ],
+    )
+    print(
+        f"\nreference: SQLite {REFERENCE_SQLITE:.0f}/s (300 concurrent, bench/README.md); target: "
+        f"PostgreSQL ≥ {TARGET_POSTGRESQL:,.0f}/s ({TARGET_POSTGRESQL / REFERENCE_SQLITE:.1f}x the reference)"
+    )
+    for label, figure in (("one account", postgresql_one), (f"{callers} accounts", postgresql_many)):
+        met = "met" if figure.per_second >= TARGET_POSTGRESQL else "not met"
+        print(
+            f"PostgreSQL, {label}: {figure.per_second:,.0f}/s = "
+            f"{figure.per_second / REFERENCE_SQLITE:.1f}x the reference; target {met}"
+        )
+
+
+def print_submits(counts: Counts, sqlite: Submits, postgresql: Submits) -> None:
+    table(
+        f"2. Job submission (TTS, no worker): {counts.sequential_submits} sequential, "
+        f"burst of {counts.burst} by {counts.submitters} submitters",
+        ("SQLite", "PostgreSQL", "PostgreSQL / SQLite"),
+        [
+            rate_row("submit latency, median ms", sqlite.median * 1000, postgresql.median * 1000, 1),
+            rate_row("submit latency, p95 ms", sqlite.p95 * 1000, postgresql.p95 * 1000, 1),
+            rate_row("burst submits/s", sqlite.burst_per_second, postgresql.burst_per_second),
+        ],
+    )
+
+
+def print_blobs(counts: Counts, local: tuple[Transfer, Transfer], s3: tuple[Transfer, Transfer]) -> None:
+    rows: list[Row] = []
+    sizes = (f"{counts.small_blobs} x 64 KiB", f"{counts.large_blobs} x 4 MiB")
+    for size, first, second in zip(sizes, local, s3, strict=True):
+        rows += [
+            rate_row(f"put {size}: ops/s", first.put_ops, second.put_ops),
+            rate_row(f"put {size}: MB/s", first.put_mb, second.put_mb, 1),
+            rate_row(f"get {size}: ops/s", first.get_ops, second.get_ops),
+            rate_row(f"get {size}: MB/s", first.get_mb, second.get_mb, 1),
+            flag_row(f"exact: {size} read back", first.exact, second.exact),
+        ]
+    table(
+        f"3. Blobs: put then get, thread pool of {counts.blob_threads}",
+        ("local", "S3 (moto)", "S3 / local"),
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cluster", description="Scale-out back-ends against the embedded ones."
+    )
+    parser.add_argument("--smoke", action="store_true", help="a few iterations of each figure")
+    counts = SMOKE if parser.parse_args().smoke else FULL
+    postgresql = URL_VARIABLE if os.environ.get(URL_VARIABLE) else "throwaway local cluster, fsync=off"
+    print(
+        f"openfish cluster benchmark ({os.cpu_count()} cores; PostgreSQL: {postgresql})"
+        + (" — SMOKE RUN, figures meaningless" if counts is SMOKE else "")
+    )
+    databases = asyncio.run(database_figures(counts))
+    stores = blob_figures(counts)
+    print_ledger(counts, databases["SQLite"][0], databases["PostgreSQL"][0])
+    print_submits(counts, databases["SQLite"][1], databases["PostgreSQL"][1])
+    print_blobs(counts, stores["local"], stores["S3 (moto)"])
+
+
+if __name__ == "__main__":
+    main()
