@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -30,6 +30,7 @@ from openfish.api.downloads import blob_response
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.errors import ErrorBody, NotFound
+from openfish.jobs.queue import FAILED, PROCESSING, QUEUED, SUCCEEDED
 from openfish.jobs.service import JobService
 from openfish.paths import LEGACY, LIPSYNC_RESULTS, V1
 from openfish.services.accounts.idempotency import IdempotencyService, request_fingerprint
@@ -40,8 +41,10 @@ router = APIRouter(prefix=f"{V1}/media/lip-sync", tags=["lip sync"])
 legacy_router = APIRouter(prefix=LEGACY, tags=["legacy"])
 
 WireStatus = Literal["pending", "processing", "completed", "failed"]
-_TO_WIRE = {"queued": "pending", "processing": "processing", "succeeded": "completed", "failed": "failed"}
-_FROM_WIRE = {wire: status for status, wire in _TO_WIRE.items()}
+#: The filter's wire status → the queue's (the kind's one map, read backwards).
+_FROM_WIRE = {
+    LipSyncJobs.wire_status.get(status, status): status for status in (QUEUED, PROCESSING, SUCCEEDED, FAILED)
+}
 _RESULT = re.compile(r"^job_[0-9a-f]{32}\.mp4$")
 
 
@@ -105,7 +108,7 @@ def job_out(lipsync: LipSyncJobs, job: Job) -> LipSyncJob:
     completed = job.status == "succeeded"
     return LipSyncJob(
         id=job.id,
-        status=_TO_WIRE.get(job.status, "failed"),
+        status=cast(WireStatus, lipsync.wire(job.status)),
         progress=job.progress,
         result_url=lipsync.result_url(job.result)[0] if completed and job.result else None,
         error_message=job.error,

@@ -69,7 +69,12 @@ class LipSyncJobs(JobKind[LipSyncPayload]):
     surface = "lipsync"
     noun = "lip-sync job"
     event_prefix = "lipsync.job"
-    wire_status: ClassVar[Mapping[str, str]] = {"queued": "pending", "succeeded": "completed"}
+    #: The contract's lip-sync statuses (it has no "canceled": lip-sync jobs cannot be canceled).
+    wire_status: ClassVar[Mapping[str, str]] = {
+        "queued": "pending",
+        "succeeded": "completed",
+        "canceled": "failed",
+    }
     results = BlobArea(AREA, ".mp4")
     inputs = BlobArea(AREA, ".bin")
 
