@@ -75,6 +75,8 @@ def database(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture
 async def harness(harness_factory: Callable[..., Any], database: dict[str, Any]) -> Harness:
-    """In contract tests, the app (and so the ledger and the queue) on each database back-end."""
-    built: Harness = await harness_factory(**database)
+    """In contract tests, the app (and so the ledger and the queue) on each database back-end,
+    without the embedded worker: the tests claim jobs themselves, on a clock of their own, and a
+    worker on the real clock would take a job whose fake lease it sees as long expired."""
+    built: Harness = await harness_factory(jobs={"embedded_worker": False}, **database)
     return built
