@@ -2,16 +2,20 @@
 PostgreSQL, blobs in a local directory vs an S3-compatible bucket.
 
 Run: ``.venv/bin/python -m bench.cluster`` (``--smoke`` shrinks every count to a few iterations:
-it proves the benchmark runs, its figures mean nothing). Prints, side by side in one run, a table
-per section with a column per back-end and their ratio (second / first: above 1 the second is
-faster for rates, slower for latencies):
+it proves the benchmark runs, its figures mean nothing; ``--ledger`` runs section 1 only). Prints,
+side by side in one run, a table per section with a column per back-end and their ratio (second /
+first: above 1 the second is faster for rates, slower for latencies):
 
 1. **Ledger**: charges per second through ``BillingService.charge``, 1 credit each under a
    reference of its own, by 300 concurrent asyncio callers (3 charges each) against (a) one account
    (every charge waits for the same row: per-account serialisation) and (b) 300 accounts (one per
-   caller), and whether the balances moved by exactly the number of charges ("exact"). Then the
-   issue's reference (SQLite ~184/s with 300 concurrent, ``bench/README.md``), the target (≥ 1,000/s
-   on PostgreSQL) and the measured PostgreSQL figures against both.
+   caller), and whether the balances moved by exactly the number of charges ("exact"). What one
+   charge cost: SQL statements besides begin and commit, CPU milliseconds of this process (the
+   node: event loop, SQLAlchemy, driver — and on SQLite the database itself) and of the PostgreSQL
+   server's processes (when they run on this machine), and from those the rate at which one node's
+   event loop (one core) and one core of the server would be saturated. Then the issue's reference
+   (SQLite ~184/s with 300 concurrent, ``bench/README.md``), the target (≥ 1,000/s on PostgreSQL)
+   and the measured PostgreSQL figures against both.
 2. **Job submission**: ``TtsJobs.submit`` in-process with no worker running, so only accepting a job
    is measured (plan, then the credit hold and the job row in one transaction): median and p95
    milliseconds of 50 submissions one after another on one account, and submissions per second
@@ -21,13 +25,14 @@ faster for rates, slower for latencies):
    whether every get returned the bytes put.
 
 Each back-end runs one API node's service graph (``build_services``) with no limits in the way, in
-this process; its SQLAlchemy connection pool (5 connections + 10 overflow) is what the callers
-share, as on a real node. SQLite is a file in a temporary directory (WAL, as the server runs it).
-PostgreSQL is ``OPENFISH_TEST_POSTGRES_URL`` when set, else a throwaway local cluster
-(``tests/postgres.py``, which runs with ``fsync=off``: commits cost less than on a durable
-server). Local blobs are a temporary directory (each put fsynced); S3 is moto's standalone server
-(``tests/s3.py``) in a thread of this process, so its own work competes with the client's for the
-same interpreter: a real S3 service is slower per request and faster in aggregate.
+this process; its SQLAlchemy connection pool (SQLite: 5 connections + 10 overflow; PostgreSQL: a
+fixed 10, ``POSTGRESQL_POOL_SIZE``) is what the callers share, as on a real node. SQLite is a file
+in a temporary directory (WAL, as the server runs it). PostgreSQL is ``OPENFISH_TEST_POSTGRES_URL``
+when set, else a throwaway local cluster (``tests/postgres.py``, which runs with ``fsync=off``:
+commits cost less than on a durable server). Local blobs are a temporary directory (each put
+fsynced); S3 is moto's standalone server (``tests/s3.py``) in a thread of this process, so its own
+work competes with the client's for the same interpreter: a real S3 service is slower per request
+and faster in aggregate.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from openfish.store.blob_backends import build_blob_store
 REFERENCE_SQLITE, TARGET_POSTGRESQL = 184.0, 1000.0
 
 Row = tuple[str, str, str, str]
-DatabaseFigures = tuple[tuple[Charges, Charges], Submits]
+DatabaseFigures = tuple[tuple[Charges, Charges], Submits | None]
 
 
 def rate_row(label: str, first: float, second: float, digits: int = 0) -> Row:
@@ -75,6 +80,11 @@ def flag_row(label: str, first: bool, second: bool) -> Row:
     return label, "yes" if first else "no", "yes" if second else "no", ""
 
 
+def server_row(label: str, postgresql: float | None) -> Row:
+    """A PostgreSQL-only figure (SQLite runs in this process)."""
+    return label, "(in process)", "not measured" if postgresql is None else f"{postgresql:.2f}", ""
+
+
 def table(title: str, columns: tuple[str, str, str], rows: Sequence[Row]) -> None:
     print(f"\n{title}\n")
     print("| figure | " + " | ".join(columns) + " |")
@@ -83,16 +93,22 @@ def table(title: str, columns: tuple[str, str, str], rows: Sequence[Row]) -> Non
         print("| " + " | ".join(row) + " |")
 
 
-async def database_figures(counts: Counts) -> dict[str, DatabaseFigures]:
-    """Ledger and job submission figures of one node on SQLite, then of one on PostgreSQL."""
+async def database_figures(counts: Counts, *, with_submits: bool) -> dict[str, DatabaseFigures]:
+    """Ledger (and job submission) figures of one node on SQLite, then of one on PostgreSQL."""
     figures: dict[str, DatabaseFigures] = {}
     with tempfile.TemporaryDirectory() as tmp:
         async with running(settings_for(Path(tmp) / "sqlite", None)) as services:
-            figures["SQLite"] = await ledger(services, counts), await submits(services, counts)
+            figures["SQLite"] = (
+                await ledger(services, counts),
+                await submits(services, counts) if with_submits else None,
+            )
         with postgres_server() as server:
             settings = settings_for(Path(tmp) / "postgresql", fresh_database(server))
             async with running(settings) as services:
-                figures["PostgreSQL"] = await ledger(services, counts), await submits(services, counts)
+                figures["PostgreSQL"] = (
+                    await ledger(services, counts),
+                    await submits(services, counts) if with_submits else None,
+                )
     return figures
 
 
@@ -128,7 +144,39 @@ def print_ledger(
             flag_row("exact: one account", sqlite_one.exact, postgresql_one.exact),
             rate_row(f"charges/s, {callers} accounts", sqlite_many.per_second, postgresql_many.per_second),
             flag_row(f"exact: {callers} accounts", sqlite_many.exact, postgresql_many.exact),
+            rate_row(
+                "statements per charge (besides begin, commit)",
+                sqlite_many.statements,
+                postgresql_many.statements,
+                1,
+            ),
+            rate_row(
+                "CPU ms per charge, this process: one account",
+                sqlite_one.process_ms,
+                postgresql_one.process_ms,
+                2,
+            ),
+            rate_row(
+                f"CPU ms per charge, this process: {callers} accounts",
+                sqlite_many.process_ms,
+                postgresql_many.process_ms,
+                2,
+            ),
+            server_row("CPU ms per charge, PostgreSQL server: one account", postgresql_one.server_ms),
+            server_row(
+                f"CPU ms per charge, PostgreSQL server: {callers} accounts", postgresql_many.server_ms
+            ),
         ],
+    )
+    print(
+        f"\nceilings ({callers} accounts): one node's event loop saturates a core at "
+        f"{1000 / sqlite_many.process_ms:,.0f}/s on SQLite (database included), "
+        f"{1000 / postgresql_many.process_ms:,.0f}/s on PostgreSQL"
+        + (
+            f"; the PostgreSQL server at {1000 / postgresql_many.server_ms:,.0f}/s per core it is given"
+            if postgresql_many.server_ms
+            else ""
+        )
     )
     print(
         f"\nreference: SQLite {REFERENCE_SQLITE:.0f}/s (300 concurrent, bench/README.md); target: "
@@ -178,16 +226,21 @@ def main() -> None:
         prog="python -m bench.cluster", description="Scale-out back-ends against the embedded ones."
     )
     parser.add_argument("--smoke", action="store_true", help="a few iterations of each figure")
-    counts = SMOKE if parser.parse_args().smoke else FULL
+    parser.add_argument("--ledger", action="store_true", help="only the ledger figures (section 1)")
+    arguments = parser.parse_args()
+    counts = SMOKE if arguments.smoke else FULL
     postgresql = URL_VARIABLE if os.environ.get(URL_VARIABLE) else "throwaway local cluster, fsync=off"
     print(
         f"openfish cluster benchmark ({os.cpu_count()} cores; PostgreSQL: {postgresql})"
         + (" — SMOKE RUN, figures meaningless" if counts is SMOKE else "")
     )
-    databases = asyncio.run(database_figures(counts))
-    stores = blob_figures(counts)
+    databases = asyncio.run(database_figures(counts, with_submits=not arguments.ledger))
     print_ledger(counts, databases["SQLite"][0], databases["PostgreSQL"][0])
-    print_submits(counts, databases["SQLite"][1], databases["PostgreSQL"][1])
+    (_, sqlite_submits), (_, postgresql_submits) = databases["SQLite"], databases["PostgreSQL"]
+    if sqlite_submits is None or postgresql_submits is None:
+        return
+    print_submits(counts, sqlite_submits, postgresql_submits)
+    stores = blob_figures(counts)
     print_blobs(counts, stores["local"], stores["S3 (moto)"])
 
 

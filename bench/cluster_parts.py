@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from openfish.config import (
     AsrSettings,
@@ -106,10 +106,61 @@ async def total_credits(services: Services, account_ids: Sequence[str]) -> int:
 
 @dataclass(frozen=True)
 class Charges:
-    """A ledger figure: charges per second, and whether the balances moved by exactly that many."""
+    """A ledger figure: charges per second, whether the balances moved by exactly that many, and
+    what one charge cost: SQL statements (besides begin and commit), CPU milliseconds of this
+    process (the node: event loop, SQLAlchemy, driver; on SQLite the database too) and of the
+    database server's processes (None: not measured, SQLite or a server not on this machine)."""
 
     per_second: float
     exact: bool
+    statements: float
+    process_ms: float
+    server_ms: float | None
+
+
+def _cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) of process ``pid``, with those of its ended children if asked."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: children waited for
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _server_clock(backend: int) -> Callable[[], float] | None:
+    """A reading of the CPU seconds spent so far by the PostgreSQL server that runs ``backend`` —
+    its postmaster, the postmaster's live processes and its ended ones; None when that server's
+    processes are not on this machine."""
+    try:
+        if not Path(f"/proc/{backend}/comm").read_text().startswith("postgres"):
+            return None  # a process of that number here is not the server's (a remote server)
+        postmaster = _parent(backend)
+    except OSError:
+        return None
+
+    def reading() -> float:
+        total = _cpu_seconds(postmaster, children=True)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError):
+                    if _parent(int(entry.name)) == postmaster:
+                        total += _cpu_seconds(int(entry.name))
+        return total
+
+    return reading
+
+
+async def server_clock(services: Services) -> Callable[[], float] | None:
+    """The CPU clock of the PostgreSQL server this node uses (see ``_server_clock``); None on SQLite."""
+    if services.db.is_sqlite:
+        return None
+    async with services.db.session() as session:
+        backend = await session.scalar(text("SELECT pg_backend_pid()"))
+    return _server_clock(int(backend or 0))
 
 
 async def charges(
@@ -119,24 +170,44 @@ async def charges(
     account ``n`` modulo the accounts, each charge under a reference of its own."""
     total = callers * per_caller
     before = await total_credits(services, account_ids)
+    server = await server_clock(services)
+    statements = 0
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        nonlocal statements
+        statements += not statement.lstrip().upper().startswith(("BEGIN", "COMMIT"))
 
     async def caller(number: int) -> None:
         account = account_ids[number % len(account_ids)]
         for step in range(per_caller):
             await services.billing.charge(account, 1, reference=f"{tag}-{number}-{step}", surface="bench")
 
-    start = time.perf_counter()
-    await asyncio.gather(*(caller(number) for number in range(callers)))
-    took = time.perf_counter() - start
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    server_start = server() if server else 0.0
+    cpu_start, start = time.process_time(), time.perf_counter()
+    try:
+        await asyncio.gather(*(caller(number) for number in range(callers)))
+    finally:
+        took, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        server_cpu = server() - server_start if server else None
+        event.remove(engine, "before_cursor_execute", count)
     moved = before - await total_credits(services, account_ids)
-    return Charges(total / took, moved == total)
+    return Charges(
+        total / took,
+        moved == total,
+        statements / total,
+        cpu * 1000 / total,
+        None if server_cpu is None else server_cpu * 1000 / total,
+    )
 
 
 async def ledger(services: Services, counts: Counts) -> tuple[Charges, Charges]:
     """Charges on one account, then on ``counts.callers`` accounts (one per caller)."""
     one = await new_accounts(services, 1, "one")
     many = await new_accounts(services, counts.callers, "many")
-    # Untimed: opens the pool's connections and warms every statement.
+    # Untimed: opens the pool's connections and warms every statement (psycopg prepares a
+    # statement on a connection after its fifth run there).
     await charges(services, many, counts.callers, 1, "warm")
     per_caller = counts.charges_per_caller
     return (

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from openfish.errors import InsufficientCredits, NotFound, QuotaExceeded
 from openfish.services.accounts.billing import HOLD_CAPTURED, HOLD_RELEASED
-from openfish.store.models import LedgerEntry
+from openfish.store.models import Account, CreditHold, LedgerEntry
 from tests.conftest import Harness
 
 
@@ -53,6 +53,43 @@ async def test_a_repeated_charge_is_not_taken_twice(harness: Harness) -> None:
     again = await billing.charge(caller.account_id, 30, reference="req-same", surface="tts")
     assert first.balance == again.balance == 70
     assert await balance(harness, caller.account_id) == 70
+
+
+async def test_concurrent_repeats_of_one_charge_take_it_once(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=100)
+    billing = harness.services.billing
+    results = await asyncio.gather(
+        *(billing.charge(caller.account_id, 7, reference="req-racing", surface="tts") for _ in range(20))
+    )
+    assert {result.balance for result in results} == {93}
+    assert await balance(harness, caller.account_id) == 93
+    assert await ledger_sum(harness, caller.account_id) == 93
+
+
+async def test_charging_an_unknown_account_is_not_found_and_writes_nothing(harness: Harness) -> None:
+    billing = harness.services.billing
+    with pytest.raises(NotFound):
+        await billing.charge("user_nobody", 1, reference="req-nobody", surface="tts")
+    with pytest.raises(NotFound):
+        await billing.hold("user_nobody", 1, reference="job-nobody", surface="tts")
+    async with harness.services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+
+
+async def test_a_refused_hold_leaves_nothing_in_a_transaction_that_goes_on(harness: Harness) -> None:
+    caller = await harness.new_caller(credits=5)
+    billing = harness.services.billing
+    async with harness.services.db.transaction() as session:
+        with pytest.raises(InsufficientCredits):
+            await billing.hold(caller.account_id, 6, reference="job-big", surface="tts", session=session)
+        # The caller's transaction commits its other work; the refused hold is no part of it.
+    async with harness.services.db.session() as session:
+        assert await session.get(CreditHold, "job-big") is None
+    assert await balance(harness, caller.account_id) == 5
+    assert await ledger_sum(harness, caller.account_id) == 5
+    # Its reference is not taken: once the account can afford it, the same hold goes through.
+    await billing.top_up(caller.account_id, 1)
+    assert (await billing.hold(caller.account_id, 6, reference="job-big", surface="tts")).balance == 0
 
 
 async def test_failed_charge_changes_nothing(harness: Harness) -> None:
@@ -126,6 +163,28 @@ async def test_monthly_quota_caps_spending_below_the_balance(
     account = await harness.services.accounts.get_account(caller.account_id)
     assert billing.quota_remaining(account) == 3
     assert account.credits == 93
+
+
+async def test_an_accounts_quota_override_replaces_its_tiers_quota(
+    harness_factory: Callable[..., Any], database: dict[str, Any]
+) -> None:
+    harness: Harness = await harness_factory(**database, tiers={"pro": {}, "free": {"monthly_quota": 10}})
+    billing = harness.services.billing
+    free = await harness.new_caller(tier="free", credits=100)
+    pro = await harness.new_caller(tier="pro", credits=100)
+    async with harness.services.db.transaction() as session:
+        await session.execute(update(Account).where(Account.id == free.account_id).values(quota_override=20))
+        await session.execute(update(Account).where(Account.id == pro.account_id).values(quota_override=5))
+    assert (await billing.charge(free.account_id, 15, reference="o-1", surface="tts")).quota_remaining == 5
+    with pytest.raises(QuotaExceeded):
+        await billing.charge(pro.account_id, 6, reference="o-2", surface="tts")
+    assert (await billing.charge(pro.account_id, 5, reference="o-3", surface="tts")).quota_remaining == 0
+    # What was used in an earlier month does not count against this one.
+    async with harness.services.db.transaction() as session:
+        await session.execute(
+            update(Account).where(Account.id == pro.account_id).values(quota_period="2000-01")
+        )
+    assert (await billing.charge(pro.account_id, 5, reference="o-4", surface="tts")).balance == 90
 
 
 async def test_top_up_with_the_same_reference_adds_once(harness: Harness) -> None:

@@ -26,6 +26,12 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 #: busy timeout) raises. Nothing was written: the request answers 503, background loops wait and retry.
 UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 _IMMEDIATE = "openfish_begin_immediate"
+#: Connections a process keeps to PostgreSQL, shared by all its requests; callers beyond them wait
+#: in the pool (in this process, which costs next to nothing) rather than in the server's lock
+#: queues. A fixed pool: SQLAlchemy's default of 5 plus 10 "overflow" connections closed again on
+#: return made a burst open and close connections over and over (a server process each), and more
+#: connections only made the server work harder on the same rows (``bench/README.md``).
+POSTGRESQL_POOL_SIZE = 10
 
 
 class Database:
@@ -35,13 +41,14 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         connect_args: dict[str, Any] = {}
+        pool: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args["timeout"] = sqlite_busy_timeout_ms / 1000
-        # A server database may restart under us: test pooled connections before use, so the first
-        # request after a restart gets a fresh connection instead of a dead one.
-        self.engine: AsyncEngine = create_async_engine(
-            url, echo=echo, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
-        )
+        else:
+            # A server database may restart under us: test pooled connections before use, so the
+            # first request after a restart gets a fresh connection instead of a dead one.
+            pool = {"pool_pre_ping": True, "pool_size": POSTGRESQL_POOL_SIZE, "max_overflow": 0}
+        self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args, **pool)
         if self.is_sqlite:
             _tune_sqlite(self.engine, sqlite_busy_timeout_ms)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -60,6 +67,22 @@ class Database:
         """A write transaction: committed on success, rolled back on any exception."""
         async with self._writer() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Run the block while no other process on this database runs an ``exclusive(name)`` block
+        (for one-time work several nodes may start together, such as creating the first account).
+
+        PostgreSQL: a transaction-scoped advisory lock on a connection of its own, released when
+        the block ends, or when the connection dies with its process. SQLite serves one node, whose
+        own work is not concurrent here: nothing to wait for.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        async with self.engine.connect() as connection, connection.begin():
+            await connection.execute(_NAMED_LOCK, {"name": name})
+            yield
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
@@ -104,6 +127,10 @@ def alembic_config() -> Config:
     config.set_main_option("script_location", str(_MIGRATIONS))
     return config
 
+
+#: ``exclusive(name)``'s lock: this first key (ASCII "oflk") and the name's hash as the second, so
+#: that it meets neither the migration lock nor the counters' (``store/sql_counters.py``).
+_NAMED_LOCK = text(f"SELECT pg_advisory_xact_lock({0x6F666C6B}, hashtext(:name))")
 
 #: Held while migrating on PostgreSQL, so nodes starting together migrate one after another (the
 #: later ones find nothing left to do). Any fixed number works; this one is "openfish" in ASCII.

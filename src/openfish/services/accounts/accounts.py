@@ -181,12 +181,16 @@ class AccountService:
     async def bootstrap(self) -> tuple[Account, IssuedToken] | None:
         """On an empty database, the first account and its token; otherwise None."""
         config = self._settings.bootstrap
-        if not config.enabled or await self.count_accounts() > 0:
+        if not config.enabled:
             return None
-        account = await self.create_account(config.name, config.tier, config.credits)
-        for flag in config.features:
-            account = await self.set_feature(account.id, flag, True)
-        return account, await self.create_token(account.id, name="bootstrap")
+        # Nodes starting together on an empty database would each count none and each make one.
+        async with self._db.exclusive("bootstrap"):
+            if await self.count_accounts() > 0:
+                return None
+            account = await self.create_account(config.name, config.tier, config.credits)
+            for flag in config.features:
+                account = await self.set_feature(account.id, flag, True)
+            return account, await self.create_token(account.id, name="bootstrap")
 
     async def _update(self, account_id: str, **values: object) -> None:
         async with self._db.transaction() as session:

@@ -1,36 +1,44 @@
 """The credit ledger: charges, holds, captures, releases and top-ups.
 
-Every movement is one transaction that (1) moves the balance with a conditional ``UPDATE`` whose
-``WHERE`` re-checks the balance and monthly quota, so no interleaving can take the balance below
-zero, and (2) appends a ledger row whose ``(kind, reference)`` is unique, so a retried operation
-finds the first one and changes nothing. The ledger of an account always sums to its balance.
+Every movement is one transaction that (1) appends a ledger row whose ``(kind, reference)`` is
+unique, so a retried operation finds the first one and changes nothing, and (2) moves the balance
+with a conditional ``UPDATE`` whose ``WHERE`` re-checks the balance and monthly quota, so no
+interleaving can take the balance below zero; a refused movement takes its ledger row back. The
+ledger of an account always sums to its balance.
+
+A charge is two statements (plus the transaction's begin and commit; a hold adds its hold row): the
+ledger row, which on PostgreSQL also makes a concurrent repeat of the same reference wait for the
+first and then do nothing, and the guarded ``UPDATE ... RETURNING`` of the balance, which holds the
+account's row lock only from that statement to the commit. Both are built once and run with
+parameters (``bench/README.md``, ``bench.cluster``: what a charge costs, and why).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
-from sqlalchemy import ColumnElement, case, update
+from sqlalchemy import BigInteger, ColumnElement, String, Update, bindparam, case, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
 from openfish.errors import InsufficientCredits, InvalidRequest, NotFound, QuotaExceeded
 from openfish.services.accounts.ledger import (
+    ACCOUNTS,
     HOLD_CAPTURED,
     HOLD_HELD,
     HOLD_RELEASED,
     HoldState,
-    append_entry,
+    add_entry,
     balance,
-    entry_exists,
     give_back,
     grow_hold,
     hold_state,
     open_hold,
+    remove_entry,
     settle_hold,
     stale_holds,
 )
@@ -64,29 +72,67 @@ def quota_period(moment: datetime) -> str:
     return moment.strftime("%Y-%m")
 
 
+def debit_statement(tier_quotas: Mapping[str, int]) -> Update:
+    """``UPDATE accounts`` taking ``:amount`` credits from account ``:account`` and counting them
+    as used in quota month ``:period`` — only where the balance covers them and the monthly quota
+    (the account's override, else its tier's in ``tier_quotas``; none: no cap) allows them. It
+    returns the account's balance, quota used, override and tier after the debit; no row: refused
+    (or no such account). Built once per :class:`BillingService`, run with parameters."""
+    amount = bindparam("amount", type_=BigInteger())
+    period = bindparam("period", type_=String())
+    used_now: ColumnElement[int] = case((ACCOUNTS.c.quota_period == period, ACCOUNTS.c.quota_used), else_=0)
+    quota: ColumnElement[int | None] = ACCOUNTS.c.quota_override
+    if tier_quotas:
+        quota = func.coalesce(quota, case(dict(tier_quotas), value=ACCOUNTS.c.tier))
+    return (
+        update(ACCOUNTS)
+        .where(
+            ACCOUNTS.c.id == bindparam("account"),
+            ACCOUNTS.c.credits >= amount,
+            or_(quota.is_(None), used_now + amount <= quota),
+        )
+        .values(credits=ACCOUNTS.c.credits - amount, quota_used=used_now + amount, quota_period=period)
+        .returning(ACCOUNTS.c.credits, ACCOUNTS.c.quota_used, ACCOUNTS.c.quota_override, ACCOUNTS.c.tier)
+    )
+
+
 class BillingService:
     """Moves credits; the only code that writes ``accounts.credits`` or the ledger (the statements
-    on their rows are in :mod:`openfish.services.accounts.ledger`)."""
+    on their rows are in :mod:`openfish.services.accounts.ledger`, but for the guarded debit, which
+    decides: :func:`debit_statement`)."""
 
     def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._debit_statement = debit_statement(
+            {
+                name: tier.monthly_quota
+                for name, tier in settings.tiers.items()
+                if tier.monthly_quota is not None
+            }
+        )
 
     def monthly_quota(self, account: Account) -> int | None:
         """The account's monthly quota in credits, or None when only the balance limits it."""
-        if account.quota_override is not None:
-            return account.quota_override
-        tier = self._settings.tiers.get(account.tier)
-        return tier.monthly_quota if tier else None
+        return self._quota_of(account.tier, account.quota_override)
 
     def quota_remaining(self, account: Account) -> int:
         """Credits the account may still spend this month: quota left, capped by the balance."""
-        quota = self.monthly_quota(account)
-        if quota is None:
-            return account.credits
         used = account.quota_used if account.quota_period == quota_period(self._clock()) else 0
-        return max(0, min(quota - used, account.credits))
+        return self._quota_left(account.tier, account.quota_override, used, account.credits)
+
+    def _quota_of(self, tier_name: str, override: int | None) -> int | None:
+        if override is not None:
+            return override
+        tier = self._settings.tiers.get(tier_name)
+        return tier.monthly_quota if tier else None
+
+    def _quota_left(self, tier_name: str, override: int | None, used: int, credits: int) -> int:
+        quota = self._quota_of(tier_name, override)
+        if quota is None:
+            return credits
+        return max(0, min(quota - used, credits))
 
     @asynccontextmanager
     async def _transaction(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
@@ -102,7 +148,8 @@ class BillingService:
         self, account_id: str, amount: int, *, reference: str, surface: str, units: int = 0
     ) -> ChargeResult:
         """Take ``amount`` credits for work that already succeeded; a repeat is a no-op."""
-        return await self._debit("charge", account_id, amount, reference, surface, units)
+        result, _ = await self._debit("charge", account_id, amount, reference, surface, units)
+        return result
 
     async def hold(
         self,
@@ -115,7 +162,8 @@ class BillingService:
         session: AsyncSession | None = None,
     ) -> ChargeResult:
         """Set ``amount`` credits aside for async work; a repeat returns the first hold."""
-        return await self._debit("hold", account_id, amount, reference, surface, units, session)
+        result, _ = await self._debit("hold", account_id, amount, reference, surface, units, session)
+        return result
 
     async def extend_hold(self, reference: str, amount: int, *, step: int) -> ChargeResult:
         """Set ``amount`` more credits aside under an open hold (a realtime session grows its hold
@@ -128,13 +176,11 @@ class BillingService:
             hold = await session.get(CreditHold, reference, with_for_update=True, populate_existing=True)
             if hold is None or hold.status != HOLD_HELD:
                 raise NotFound(f"no open credit hold {reference}")
-            repeated = await entry_exists(session, "hold", extension)
-            result = await self._debit(
+            result, moved = await self._debit(
                 "hold", hold.account_id, amount, extension, hold.surface or "", 0, session, new_hold=False
             )
-            if repeated:
-                return result
-            await grow_hold(session, reference, amount)
+            if moved:
+                await grow_hold(session, reference, amount)
             return result
 
     async def capture(
@@ -158,7 +204,7 @@ class BillingService:
             refund = hold.amount - final
             await give_back(session, hold, refund)
             served = hold.units if units is None else units
-            append_entry(
+            await add_entry(
                 session,
                 hold.account_id,
                 "capture",
@@ -178,7 +224,7 @@ class BillingService:
             if hold is None:
                 return await hold_state(session, reference)
             await give_back(session, hold, hold.amount)
-            append_entry(
+            await add_entry(
                 session,
                 hold.account_id,
                 "release",
@@ -232,16 +278,15 @@ class BillingService:
             raise InvalidRequest("amount must be a positive number of credits")
         reference = reference or new_id("topup")
         async with self._db.transaction() as session:
-            if await entry_exists(session, "topup", reference):
-                return await balance(session, account_id)
-            result = await session.execute(
-                update(Account).where(Account.id == account_id).values(credits=Account.credits + amount)
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise NotFound(f"account {account_id} does not exist")
-            append_entry(
+            entry = await add_entry(
                 session, account_id, "topup", reference, amount, 0, None, 0, at=self._clock(), memo=memo
             )
+            if entry is not None:  # else done before, or no such account (which balance() reports)
+                await session.execute(
+                    update(ACCOUNTS)
+                    .where(ACCOUNTS.c.id == account_id)
+                    .values(credits=ACCOUNTS.c.credits + amount)
+                )
             return await balance(session, account_id)
 
     async def _debit(
@@ -255,43 +300,46 @@ class BillingService:
         outer: AsyncSession | None = None,
         *,
         new_hold: bool = True,
-    ) -> ChargeResult:
+    ) -> tuple[ChargeResult, bool]:
+        """Take ``amount`` for a charge or hold: the result, and whether money moved (False: the
+        movement was made before and this is its repeat)."""
         if amount < 0:
             raise InvalidRequest("a charge cannot be negative")
-        period = quota_period(self._clock())
+        now = self._clock()
+        period = quota_period(now)
+        used = amount if kind == "charge" else 0
         async with self._transaction(outer) as session:
-            # Locked first (PostgreSQL; SQLite's writers are serialized anyway): a concurrent
-            # repeat of this reference waits here and then finds the entry, instead of debiting
-            # too and failing on the ledger's unique key.
-            account = await session.get(Account, account_id, with_for_update=True, populate_existing=True)
-            if account is None:
-                raise NotFound(f"account {account_id} does not exist")
-            if await entry_exists(session, kind, reference):
-                await session.refresh(account)
-                return ChargeResult(reference, amount, account.credits, self.quota_remaining(account))
-            quota = self.monthly_quota(account)
-            used_now: ColumnElement[int] = case((Account.quota_period == period, Account.quota_used), else_=0)
-            guard = [Account.id == account_id, Account.credits >= amount]
-            if quota is not None:
-                guard.append(used_now + amount <= quota)
-            result = await session.execute(
-                update(Account)
-                .where(*guard)
-                .values(credits=Account.credits - amount, quota_used=used_now + amount, quota_period=period)
-                .execution_options(synchronize_session=False)
+            entry = await add_entry(
+                session, account_id, kind, reference, -amount, used, surface, units, at=now
             )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
+            if entry is None:  # a repeat (a concurrent first try has committed), or no such account
+                account = await self._account(session, account_id)
+                return ChargeResult(reference, amount, account.credits, self.quota_remaining(account)), False
+            debited = (
+                await session.execute(
+                    self._debit_statement, {"account": account_id, "amount": amount, "period": period}
+                )
+            ).first()
+            if debited is None:
+                # Refused: take the ledger row back, so that nothing is left even in a caller's
+                # transaction that goes on after the error.
+                await remove_entry(session, entry)
+                account = await self._account(session, account_id)
                 if account.credits < amount:
                     raise InsufficientCredits(
                         f"this request needs {amount} credits; the balance is {account.credits}"
                     )
+                quota = self.monthly_quota(account)
                 raise QuotaExceeded(f"this request needs {amount} credits; the monthly quota is {quota}")
             if kind == "hold" and new_hold:
-                open_hold(session, reference, account_id, amount, surface, units, period)
-            used = amount if kind == "charge" else 0
-            append_entry(
-                session, account_id, kind, reference, -amount, used, surface, units, at=self._clock()
-            )
-            await session.flush()
-            await session.refresh(account)
-            return ChargeResult(reference, amount, account.credits, self.quota_remaining(account))
+                await open_hold(session, reference, account_id, amount, surface, units, period)
+            credits, quota_used, override, tier = debited
+            remaining = self._quota_left(tier, override, quota_used, credits)
+            return ChargeResult(reference, amount, credits, remaining), True
+
+    @staticmethod
+    async def _account(session: AsyncSession, account_id: str) -> Account:
+        account = await session.get(Account, account_id, populate_existing=True)
+        if account is None:
+            raise NotFound(f"account {account_id} does not exist")
+        return account
