@@ -14,6 +14,7 @@ from rich.table import Table
 
 from openfish.api.sockets import websocket_options
 from openfish.app import create_app
+from openfish.cli_queue import queue
 from openfish.cli_transcribe import transcribe
 from openfish.cli_tts import tts
 from openfish.config import Settings
@@ -105,6 +106,11 @@ def serve(
 
 app.command("tts")(tts)
 app.command("transcribe")(transcribe)
+# Everything after `queue` is procrastinate's, options included.
+app.command(
+    "queue",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+)(queue)
 
 
 @app.command()

@@ -17,9 +17,9 @@ from functools import partial
 
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry, build_engines
+from openfish.jobs.backends import build_job_queue
 from openfish.jobs.queue import JobQueue
 from openfish.jobs.service import JobService
-from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.jobs.worker import JobWorker
 from openfish.paths import SignedLinks
 from openfish.services.accounts.accounts import AccountService
@@ -104,6 +104,7 @@ class Services:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.db.migrate()
+        await self.queue.open()
         await self.signer.load()
         self.pool.start()
         if worker:
@@ -127,6 +128,7 @@ class Services:
             await self._background
             self._background = None
         self.pool.stop()
+        await self.queue.close()
         await self.db.dispose()
 
 
@@ -151,7 +153,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     pool = WorkerPool(settings.tts.workers or 2 * (os.cpu_count() or 1))
     planner = SpeechPlanner(engines, settings)
     blobs = build_blob_store(settings.storage, settings.data_dir)
-    queue = SqlJobQueue(db)
+    queue = build_job_queue(db, settings)
     webhooks = WebhookService(db, settings)
     jobs = JobService(db, queue, billing, webhooks, max_attempts=settings.jobs.max_attempts)
     base_profiles = BaseProfiles(engines, blobs)
@@ -177,6 +179,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         jobs,
         concurrency=settings.jobs.worker_concurrency,
         lease_seconds=settings.jobs.lease_seconds,
+        poll_seconds=queue.poll_seconds,
     )
     jobs.on_submit(job_worker.wake)  # the embedded worker looks at once (others find it by polling)
     services = Services(
@@ -256,6 +259,8 @@ async def _maintain(services: Services) -> None:
     inputs_since = now - timedelta(seconds=services.settings.retention.scratch_seconds)
     if leftovers := await services.jobs.sweep_inputs(services.blobs, services.pool, inputs_since):
         logger.info("retention: deleted %d inputs of ended jobs", leftovers)
+    if pruned := await services.queue.prune(inputs_since):
+        logger.info("retention: deleted the dispatch records of %d ended jobs", pruned)
 
 
 async def _engines_loaded(engines: EngineRegistry) -> None:

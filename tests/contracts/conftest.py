@@ -3,13 +3,14 @@ new back-end (S3, PostgreSQL...) joins by adding its name and how to build it.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from openfish.jobs.procrastinate_queue import ProcrastinateJobQueue
 from openfish.jobs.queue import JobQueue
 from openfish.jobs.sql_queue import SqlJobQueue
 from openfish.store.blobs import BlobStore
@@ -22,7 +23,7 @@ from tests.s3 import s3_blob_store
 
 BLOB_BACKENDS = ["local", "s3"]
 DATABASE_BACKENDS = ["sqlite", "postgresql"]
-QUEUE_BACKENDS = ["sql"]
+QUEUE_BACKENDS = ["sql", "procrastinate"]
 COUNTER_BACKENDS = ["memory", "sql"]
 #: Builds counters of one back-end reading time from the given clock.
 CountersFactory = Callable[[Callable[[], float]], Counters]
@@ -44,11 +45,27 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
 
 
 @pytest.fixture(params=QUEUE_BACKENDS)
-def make_queue(request: pytest.FixtureRequest, harness: Harness) -> QueueFactory:
-    """Queues of each back-end, sharing the harness's database (jobs join its transactions)."""
-    if request.param == "sql":
-        return lambda clock: SqlJobQueue(harness.services.db, clock)
-    raise AssertionError(f"no builder for queue back-end {request.param!r}")  # pragma: no cover
+async def make_queue(request: pytest.FixtureRequest, harness: Harness) -> AsyncIterator[QueueFactory]:
+    """Queues of each back-end, sharing the harness's database (jobs join its transactions);
+    procrastinate's only on PostgreSQL, the one database it runs on."""
+    opened: list[JobQueue] = []
+
+    def build(clock: Callable[[], datetime]) -> JobQueue:
+        queue: JobQueue
+        if request.param == "sql":
+            queue = SqlJobQueue(harness.services.db, clock)
+        elif request.param == "procrastinate":
+            queue = ProcrastinateJobQueue(harness.services.db, clock)
+        else:  # pragma: no cover - a name without a builder is a mistake in QUEUE_BACKENDS
+            raise AssertionError(f"no builder for queue back-end {request.param!r}")
+        opened.append(queue)
+        return queue
+
+    if request.param == "procrastinate" and harness.services.db.is_sqlite:
+        pytest.skip("procrastinate runs on PostgreSQL only")
+    yield build
+    for queue in opened:
+        await queue.close()
 
 
 @pytest.fixture(params=COUNTER_BACKENDS)

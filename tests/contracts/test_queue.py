@@ -5,7 +5,10 @@ reads are per account."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.jobs.queue import FAILED, PROCESSING, QUEUED, SUCCEEDED, JobQueue
 from openfish.store.models import Job
@@ -24,7 +27,16 @@ class Clock:
 async def queued_job(
     harness: Harness, caller: Caller, queue: JobQueue, job_id: str, max_attempts: int = 2
 ) -> Job:
-    job = queue.new_job(
+    async with harness.services.db.transaction() as session:
+        return await enqueue(session, queue, caller, job_id, max_attempts)
+
+
+async def enqueue(
+    session: AsyncSession, queue: JobQueue, caller: Caller, job_id: str, max_attempts: int
+) -> Job:
+    """Queue a TTS job of ``caller`` in ``session``."""
+    return await queue.enqueue(
+        session,
         job_id=job_id,
         account_id=caller.account_id,
         kind="tts",
@@ -32,9 +44,6 @@ async def queued_job(
         credits=1,
         max_attempts=max_attempts,
     )
-    async with harness.services.db.transaction() as session:
-        session.add(job)
-    return job
 
 
 async def test_progress_and_hand_back_belong_to_the_running_attempt(
@@ -144,6 +153,40 @@ async def test_only_queued_jobs_of_the_account_can_be_canceled(
         assert await queue.cancel("job_" + "c" * 32, caller.account_id, session)
     async with harness.services.db.transaction() as session:
         assert not await queue.cancel("job_" + "c" * 32, caller.account_id, session)
+    assert await queue.claim("w", ["tts"], 30) is None  # a canceled job never runs
+
+
+async def test_a_job_is_queued_only_if_its_transaction_commits(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
+    queue = make_queue(Clock())
+
+    class Refused(Exception):
+        pass
+
+    with contextlib.suppress(Refused):
+        async with harness.services.db.transaction() as session:
+            await enqueue(session, queue, caller, "job_" + "9" * 32, max_attempts=1)
+            raise Refused  # e.g. the credit hold was refused: nothing may stay queued
+    assert await queue.claim("w", ["tts"], 30) is None
+    assert await queue.owned(caller.account_id, "tts", "job_" + "9" * 32) is None
+
+
+async def test_a_handed_back_job_runs_again_and_an_ended_one_never(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
+    queue = make_queue(Clock())
+    await queued_job(harness, caller, queue, "job_" + "7" * 32)
+    interrupted = await queue.claim("stopping", ["tts"], 30)
+    assert interrupted is not None
+    assert await queue.hand_back(interrupted, "stopping")
+    again = await queue.claim("next", ["tts"], 30)
+    assert again is not None
+    assert (again.id, again.attempt) == (interrupted.id, 1)
+    assert await queue.finish(again, "next", SUCCEEDED, result={})
+    assert await queue.claim("next", ["tts"], 30) is None
+    assert not await queue.hand_back(again, "next")  # over: nothing to hand back
+    assert await queue.claim("next", ["tts"], 30) is None
 
 
 async def test_still_open_names_the_jobs_that_have_not_ended(
@@ -161,3 +204,23 @@ async def test_still_open_names_the_jobs_that_have_not_ended(
     [waiting] = set(ids) - {done.id, running.id}
     assert await queue.still_open([*ids, "job_" + "0" * 32]) == {running.id, waiting}
     assert await queue.still_open([]) == set()
+
+
+async def test_pruning_keeps_every_job_readable_and_the_unfinished_ones_runnable(
+    harness: Harness, caller: Caller, make_queue: QueueFactory
+) -> None:
+    clock = Clock()
+    queue = make_queue(clock)
+    ended_id, waiting_id = "job_" + "e" * 32, "job_" + "f" * 32
+    await queued_job(harness, caller, queue, ended_id)
+    ended = await queue.claim("w", ["tts"], 30)
+    assert ended is not None
+    assert await queue.finish(ended, "w", SUCCEEDED, result={"audio": "a"})
+    await queued_job(harness, caller, queue, waiting_id)
+    await queue.prune(clock.now + timedelta(days=1))
+    kept = await queue.owned(caller.account_id, "tts", ended_id)
+    assert kept is not None
+    assert (kept.status, kept.result) == (SUCCEEDED, {"audio": "a"})
+    waiting = await queue.claim("w", ["tts"], 30)
+    assert waiting is not None
+    assert waiting.id == waiting_id

@@ -6,11 +6,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from openfish.config import Settings
-from openfish.store.database import Database
+from openfish.store.database import POSTGRESQL_POOL_SIZE, Database, alembic_config
 from tests.postgres import fresh_database
+
+#: The newest migration: what every migrated database is at.
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: Path) -> None:
@@ -25,7 +29,7 @@ async def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: P
                 (await session.scalars(text("SELECT name FROM sqlite_master WHERE type='table'"))).all()
             )
         assert mode == "wal"
-        assert version == "0007"
+        assert version == HEAD
         expected = {"accounts", "api_tokens", "ledger_entries", "credit_holds", "voices", "jobs"}
         assert expected | {"server_secrets"} <= tables
     finally:
@@ -62,7 +66,7 @@ async def test_nodes_starting_together_on_postgresql_migrate_once_without_racing
     try:
         async with asyncio.timeout(60):  # without the lock, concurrent DDL blocks or fails
             await asyncio.gather(*(node.migrate() for node in nodes))
-        assert {await node.revision() for node in nodes} == {"0007"}
+        assert {await node.revision() for node in nodes} == {HEAD}
         async with nodes[0].session() as session:
             tables = set(
                 (
@@ -72,6 +76,7 @@ async def test_nodes_starting_together_on_postgresql_migrate_once_without_racing
                 ).all()
             )
         assert {"accounts", "ledger_entries", "credit_holds", "jobs", "voices", "server_secrets"} <= tables
+        assert {"procrastinate_jobs", "procrastinate_events"} <= tables  # the job queue's (0008)
     finally:
         for node in nodes:
             await node.dispose()
@@ -83,3 +88,19 @@ def test_a_plain_postgresql_url_gets_the_psycopg_driver(tmp_path: Path) -> None:
         assert settings.database_url == "postgresql+psycopg://u:p@db.internal:5432/openfish"
     explicit = "postgresql+psycopg://u:p@db.internal/openfish"
     assert Settings(data_dir=tmp_path, database={"url": explicit}).database_url == explicit
+
+
+async def test_postgresql_connections_come_from_a_fixed_pool(postgres: str) -> None:
+    db = Database(fresh_database(postgres))
+    try:
+        held = [await db.engine.connect() for _ in range(POSTGRESQL_POOL_SIZE)]
+        # No overflow connection is opened: the next caller waits for one to come back.
+        waiting = asyncio.ensure_future(db.engine.connect())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await held.pop().close()
+        held.append(await asyncio.wait_for(waiting, 5))
+        for connection in held:
+            await connection.close()
+    finally:
+        await db.dispose()

@@ -160,6 +160,12 @@ class JobSettings(BaseModel):
         description="Run background work (jobs, webhook deliveries, maintenance) inside `openfish serve`.",
     )
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    queue: Literal["database", "procrastinate"] | None = Field(
+        default=None,
+        description="database: workers find jobs by polling the jobs table; procrastinate (PostgreSQL "
+        "only): procrastinate dispatches them, waking workers on any node at once (LISTEN/NOTIFY). "
+        "Unset: database on SQLite, procrastinate on PostgreSQL.",
+    )
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
 
 

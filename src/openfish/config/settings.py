@@ -165,6 +165,19 @@ class Settings(BaseSettings):
         """The configured URL-signing key, decoded; None when the database's key is to be used."""
         return None if self.signing_key is None else decode_signing_key(self.signing_key.get_secret_value())
 
+    @model_validator(mode="after")
+    def _procrastinate_needs_postgresql(self) -> Settings:
+        if self.jobs.queue == "procrastinate" and self.database_url.startswith("sqlite"):
+            raise ValueError("jobs.queue procrastinate needs a PostgreSQL database.url")
+        return self
+
+    @property
+    def job_queue(self) -> str:
+        """The job queue back-end (``jobs.queue``; unset, procrastinate on PostgreSQL)."""
+        if self.jobs.queue is not None:
+            return self.jobs.queue
+        return "database" if self.database_url.startswith("sqlite") else "procrastinate"
+
     @property
     def shared_counters(self) -> bool:
         """Whether limits count on the database, shared by every node (``limits.counters``; unset,

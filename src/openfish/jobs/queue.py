@@ -2,15 +2,17 @@
 report progress, hand back, finish, cancel, give up, read — every change conditional on the attempt.
 
 Workers and services are typed against :class:`JobQueue`; :mod:`openfish.jobs.sql_queue` is the
-embedded implementation (jobs are rows of the main database), and the contract tests in
+embedded implementation (jobs are rows of the main database), :mod:`openfish.jobs.procrastinate_queue`
+dispatches those rows through procrastinate on PostgreSQL, and the contract tests in
 ``tests/contracts/test_queue.py`` run against every implementation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,14 +38,26 @@ class JobPage:
 class JobQueue(Protocol):
     """What workers and services need from a job queue.
 
-    A job is accepted in the caller's transaction (``new_job`` then ``session.add``), so the credits
-    held for it and the job itself are committed together or not at all. Every change a worker
+    A job is accepted in the caller's transaction (:meth:`enqueue`), so the credits held for it and
+    the job itself are committed together or not at all. Every change a worker
     makes is conditional on its attempt still being its own: a worker that lost its lease can never
     overwrite the work of the one that took over.
     """
 
-    def new_job(
+    #: How often a worker looks for work when nothing woke it (seconds).
+    poll_seconds: float
+
+    async def open(self) -> None:
+        """Acquire what the queue needs beyond the main database (once, at start)."""
+        ...
+
+    async def close(self) -> None:
+        """Release what :meth:`open` acquired."""
+        ...
+
+    async def enqueue(
         self,
+        session: AsyncSession,
         *,
         job_id: str,
         account_id: str,
@@ -52,7 +66,13 @@ class JobQueue(Protocol):
         credits: int,
         max_attempts: int,
     ) -> Job:
-        """A queued job, to be added in the caller's transaction (with its credit hold)."""
+        """Queue a job in ``session``, the caller's transaction (with its credit hold): the job is
+        accepted if and only if that transaction commits."""
+        ...
+
+    async def listen(self, kinds: Sequence[str], wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever a job of ``kinds`` may have become claimable, from any process,
+        until cancelled. A back-end without notifications returns at once: workers then poll."""
         ...
 
     async def claim(self, worker: str, kinds: Sequence[str], lease_seconds: float) -> Job | None:
@@ -105,6 +125,11 @@ class JobQueue(Protocol):
 
     async def page(self, account_id: str, kind: str, status: str | None, limit: int, offset: int) -> JobPage:
         """The account's jobs of ``kind``, newest first, optionally of one status."""
+        ...
+
+    async def prune(self, ended_before: datetime) -> int:
+        """Delete the back-end's own records of jobs that ended before ``ended_before`` (the jobs
+        themselves stay readable); how many. Nothing to do where the job rows are the queue."""
         ...
 
     async def still_open(self, job_ids: Collection[str]) -> set[str]:

@@ -80,17 +80,18 @@ class JobService:
         """Queue a job with its credits held and ``rows`` added, all in one transaction; 402 (and
         nothing written) when the account cannot afford it. Check everything that can be checked
         before calling: a job that is accepted should be able to run."""
-        job = self._queue.new_job(
-            job_id=job_id or new_id("job"),
-            account_id=account_id,
-            kind=kind.name,
-            payload=kind.dump(payload),
-            credits=credits,
-            max_attempts=self._max_attempts,
-        )
         async with self._db.transaction() as session:
             for row in rows:
                 session.add(row)
+            job = await self._queue.enqueue(
+                session,
+                job_id=job_id or new_id("job"),
+                account_id=account_id,
+                kind=kind.name,
+                payload=kind.dump(payload),
+                credits=credits,
+                max_attempts=self._max_attempts,
+            )
             await self._billing.hold(
                 account_id,
                 credits,
@@ -99,7 +100,6 @@ class JobService:
                 units=units,
                 session=session,
             )
-            session.add(job)
         for listener in self._on_submit:
             listener()
         return job

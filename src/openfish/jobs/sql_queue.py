@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.jobs.queue import CANCELED, FAILED, PROCESSING, QUEUED, SUCCEEDED, TERMINAL, JobPage
@@ -29,8 +29,19 @@ class SqlJobQueue:
         self._db = db
         self._clock = clock
 
-    def new_job(
+    #: How often a worker looks for work when nothing woke it: other processes' submissions are
+    #: found only by looking (a submission in this process wakes its worker at once).
+    poll_seconds = 0.25
+
+    async def open(self) -> None:
+        """Nothing to open: the queue is the main database's ``jobs`` table."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def enqueue(
         self,
+        session: AsyncSession,
         *,
         job_id: str,
         account_id: str,
@@ -39,9 +50,9 @@ class SqlJobQueue:
         credits: int,
         max_attempts: int,
     ) -> Job:
-        """A queued job row, to be added in the caller's transaction (with its credit hold)."""
+        """Add a queued job row to ``session`` (the caller's transaction, with its credit hold)."""
         now = self._clock()
-        return Job(
+        job = Job(
             id=job_id,
             account_id=account_id,
             kind=kind,
@@ -54,17 +65,28 @@ class SqlJobQueue:
             created_at=now,
             updated_at=now,
         )
+        session.add(job)
+        await self._dispatch(session, job)
+        return job
+
+    # What a back-end that dispatches these rows by other means adds to each change, in the same
+    # transaction (``jobs/procrastinate_queue.py``); here the rows are all there is.
+
+    async def _dispatch(self, session: AsyncSession, job: Job) -> None:
+        """Make the new ``job`` findable by workers."""
+
+    async def _requeued(self, session: AsyncSession, job: Job) -> None:
+        """``job`` was handed back: make it findable again."""
+
+    async def _ended(self, session: AsyncSession, job: Job, status: str) -> None:
+        """``job`` ended with ``status``: it is never to be found again."""
+
+    async def listen(self, kinds: Sequence[str], wake: Callable[[], None]) -> None:
+        """No notifications: another process's jobs are found by polling (``poll_seconds``)."""
 
     async def claim(self, worker: str, kinds: Sequence[str], lease_seconds: float) -> Job | None:
         now = self._clock()
-        runnable = and_(
-            Job.kind.in_(kinds),
-            Job.attempt < Job.max_attempts,
-            or_(
-                and_(Job.status == QUEUED, Job.run_after <= now),
-                and_(Job.status == PROCESSING, Job.lease_expires_at < now),
-            ),
-        )
+        runnable = self._runnable(kinds, now)
         for _ in range(5):  # another worker may win the race for a candidate: try the next one
             async with self._db.session() as session:
                 candidate = await session.scalar(
@@ -73,23 +95,49 @@ class SqlJobQueue:
             if candidate is None:
                 return None
             async with self._db.transaction() as session:
-                taken = await take_row(
-                    session,
-                    candidate,
-                    Job.attempt,
-                    still=[runnable],
-                    values={
-                        "status": PROCESSING,
-                        "lease_owner": worker,
-                        "lease_expires_at": lease_expiry(now, lease_seconds),
-                        "progress": 0,  # a retried attempt starts over
-                        "started_at": now,
-                        "updated_at": now,
-                    },
-                )
-                if taken:
-                    return await session.get(Job, candidate.id, populate_existing=True)
+                if taken := await self._take(session, candidate, worker, kinds, lease_seconds, now):
+                    return taken
         return None
+
+    @staticmethod
+    def _runnable(kinds: Sequence[str], now: datetime) -> ColumnElement[bool]:
+        """Jobs of ``kinds`` a worker may start at ``now``: queued, or processing under a lease that
+        ran out (its worker died), with an attempt left."""
+        return and_(
+            Job.kind.in_(kinds),
+            Job.attempt < Job.max_attempts,
+            or_(
+                and_(Job.status == QUEUED, Job.run_after <= now),
+                and_(Job.status == PROCESSING, Job.lease_expires_at < now),
+            ),
+        )
+
+    async def _take(
+        self,
+        session: AsyncSession,
+        candidate: Job,
+        worker: str,
+        kinds: Sequence[str],
+        lease_seconds: float,
+        now: datetime,
+    ) -> Job | None:
+        """Start the next attempt of ``candidate`` for ``worker`` in ``session`` if it is still
+        runnable (see :func:`~openfish.store.leases.take_row`); the job as taken, or None."""
+        taken = await take_row(
+            session,
+            candidate,
+            Job.attempt,
+            still=[self._runnable(kinds, now)],
+            values={
+                "status": PROCESSING,
+                "lease_owner": worker,
+                "lease_expires_at": lease_expiry(now, lease_seconds),
+                "progress": 0,  # a retried attempt starts over
+                "started_at": now,
+                "updated_at": now,
+            },
+        )
+        return await session.get(Job, candidate.id, populate_existing=True) if taken else None
 
     async def exhausted(self) -> list[Job]:
         """Processing jobs whose lease expired after their last allowed attempt (to be failed)."""
@@ -115,17 +163,22 @@ class SqlJobQueue:
 
     async def hand_back(self, job: Job, worker: str) -> bool:
         now = self._clock()
-        return await self._update_mine(
-            job,
-            worker,
-            status=QUEUED,
-            attempt=Job.attempt - 1,
-            lease_owner=None,
-            lease_expires_at=None,
-            progress=0,
-            run_after=now,
-            updated_at=now,
-        )
+        async with self._db.transaction() as session:
+            handed = await self._update_mine(
+                job,
+                worker,
+                session=session,
+                status=QUEUED,
+                attempt=Job.attempt - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                progress=0,
+                run_after=now,
+                updated_at=now,
+            )
+            if handed:
+                await self._requeued(session, job)
+            return handed
 
     async def finish(
         self,
@@ -139,8 +192,11 @@ class SqlJobQueue:
     ) -> bool:
         if status not in TERMINAL:
             raise ValueError(f"{status} is not a terminal status")
+        if session is None:
+            async with self._db.transaction() as own:
+                return await self.finish(job, worker, status, result=result, error=error, session=own)
         now = self._clock()
-        return await self._update_mine(
+        finished = await self._update_mine(
             job,
             worker,
             session=session,
@@ -153,6 +209,9 @@ class SqlJobQueue:
             lease_owner=None,
             lease_expires_at=None,
         )
+        if finished:
+            await self._ended(session, job, status)
+        return finished
 
     async def give_up(self, job: Job, error: str, session: AsyncSession) -> bool:
         """Fail a job whose every attempt died (no worker holds it any more)."""
@@ -175,7 +234,10 @@ class SqlJobQueue:
             )
             .execution_options(synchronize_session=False)
         )
-        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+        given_up = bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+        if given_up:
+            await self._ended(session, job, FAILED)
+        return given_up
 
     async def cancel(self, job_id: str, account_id: str, session: AsyncSession) -> bool:
         """Cancel a job that has not started; False if it is not queued (or not the account's)."""
@@ -208,6 +270,10 @@ class SqlJobQueue:
                 query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
             )
             return JobPage(total=total, items=list(rows))
+
+    async def prune(self, ended_before: datetime) -> int:
+        """Nothing: the job rows are the queue, and they stay readable."""
+        return 0
 
     async def still_open(self, job_ids: Collection[str]) -> set[str]:
         """Those of ``job_ids`` that exist and have not ended (queued or processing)."""

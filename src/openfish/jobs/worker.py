@@ -78,6 +78,7 @@ class JobWorker:
         back to the queue, so another worker (or this one after a restart) takes them at once."""
         wake = self._wake = asyncio.Event()
         backoff = self._poll
+        listener = asyncio.create_task(self._queue.listen(self._jobs.kind_names, self.wake))
         try:
             while not stop.is_set():
                 try:
@@ -95,6 +96,9 @@ class JobWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self._poll)
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             interrupted = dict(self._running)
             for task in interrupted:
                 task.cancel()

@@ -191,6 +191,9 @@ class Job(Base):
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
     #: Percent done (0-100) as the running attempt last reported it.
     progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The job's id in the queue back-end that dispatches it, when that is not this table itself
+    #: (procrastinate's ``procrastinate_jobs.id``); None on the embedded queue.
+    queue_ref: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -77,11 +77,16 @@ async def test_inputs_left_by_a_failed_clean_up_go_once_their_job_has_ended(
     root = services.settings.data_dir / "blobs" / "lipsync"
     ended, waiting, recent = ("job_" + letter * 32 for letter in "567")
     for job_id in (ended, waiting, recent):
-        job = services.queue.new_job(
-            job_id=job_id, account_id=caller.account_id, kind="lipsync", payload={}, credits=0, max_attempts=1
-        )
         async with services.db.transaction() as session:
-            session.add(job)
+            await services.queue.enqueue(
+                session,
+                job_id=job_id,
+                account_id=caller.account_id,
+                kind="lipsync",
+                payload={},
+                credits=0,
+                max_attempts=1,
+            )
         services.blobs.put(f"lipsync/{job_id}_video.bin", b"kept input")
     for job_id in (ended, recent):
         async with services.db.transaction() as session:
