@@ -4,6 +4,7 @@ embedded worker waits and resumes, so work submitted after the database is back 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -21,9 +22,15 @@ def cluster() -> Iterator[Cluster]:
         yield own
 
 
+def waited(caplog: pytest.LogCaptureFixture) -> set[str]:
+    """The loggers that said they are waiting for the database."""
+    return {record.name for record in caplog.records if "database unavailable" in record.getMessage()}
+
+
 async def test_requests_answer_503_while_the_database_is_down_and_work_resumes_after(
-    cluster: Cluster, harness_factory: Callable[..., Awaitable[Harness]]
+    cluster: Cluster, harness_factory: Callable[..., Awaitable[Harness]], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="openfish")
     harness = await harness_factory(database={"url": fresh_database(cluster.url)})
     caller = await harness.new_caller()
     client, headers = harness.client, caller.headers
@@ -35,9 +42,15 @@ async def test_requests_answer_503_while_the_database_is_down_and_work_resumes_a
             await client.post(JOBS, headers=headers, json={"text": "Submitted while the database is down."}),
             await client.get(f"{JOBS}/job_{'0' * 32}", headers=headers),
         ]
-        await asyncio.sleep(1.5)  # the worker's loop meets the outage too, and backs off
+        for _ in range(120):  # until the job and webhook loops have met the outage too
+            if {"openfish.jobs", "openfish.webhooks"} <= waited(caplog):
+                break
+            await asyncio.sleep(0.1)
     finally:
         cluster.start()
+    # The background loops (jobs, webhook deliveries, maintenance) wait it out: warnings, no errors.
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+    assert {"openfish.jobs", "openfish.webhooks"} <= waited(caplog)
     for response in refused:
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "5"

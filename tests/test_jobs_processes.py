@@ -9,149 +9,34 @@ ledger still sums to its balance.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from bench.server import free_port
 
 from openfish.audio.decode import decode_audio
+from tests.processes import (
+    ACCOUNT_RE,
+    API,
+    JOBS,
+    TOKEN_RE,
+    Processes,
+    auth,
+    balance_and_ledger_sum,
+    kinds_for,
+    processes,
+    query,
+)
 
 pytestmark = pytest.mark.slow
 
-TOKEN_RE = re.compile(r"^(ofk_tok_\S+)$", re.MULTILINE)
-ACCOUNT_RE = re.compile(r"\(account (user_\w+), token tok_\w+\)")
-WORKER_RE = re.compile(r"openfish worker (\S+) running")
-API = "/api/open/v1"
-JOBS = f"{API}/speech/tts/jobs"
 BOOTSTRAP_CREDITS = 100_000
-
-
-@dataclass
-class Processes:
-    """Every process a test started, so that ``finally`` can end all of them."""
-
-    data_dir: Path
-    logs: Path
-    port: int = field(default_factory=free_port)
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    log_files: list[Path] = field(default_factory=list)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self, **settings: str) -> dict[str, str]:
-        """The environment of a child: no inherited ``OPENFISH_*``, this test's data dir and port."""
-        env = {key: value for key, value in os.environ.items() if not key.startswith("OPENFISH_")}
-        env.update(
-            {
-                "OPENFISH_DATA_DIR": str(self.data_dir),
-                "OPENFISH_PORT": str(self.port),
-                "OPENFISH_LOG_LEVEL": "info",
-                "COLUMNS": "200",
-            }
-        )
-        env.update({f"OPENFISH_{key.upper()}": value for key, value in settings.items()})
-        return env
-
-    def spawn(self, name: str, args: list[str], **settings: str) -> subprocess.Popen[bytes]:
-        log = self.logs / f"{len(self.log_files):02d}-{name}.log"
-        self.log_files.append(log)
-        with log.open("wb") as out:
-            process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed openfish commands)
-                [sys.executable, "-m", "openfish", *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env(**settings),
-            )
-        self.started.append(process)
-        return process
-
-    def log_of(self, process: subprocess.Popen[bytes]) -> str:
-        return self.log_files[self.started.index(process)].read_text(errors="replace")
-
-    def serve(self, **settings: str) -> subprocess.Popen[bytes]:
-        """``openfish serve``, once ``/readyz`` answers 200."""
-        server = self.spawn("serve", ["serve"], **settings)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert server.poll() is None, self.log_of(server)
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server did not become ready:\n{self.log_of(server)}")
-
-    def worker(self, **settings: str) -> subprocess.Popen[bytes]:
-        """``openfish worker``, once it says it is running (its engines are loaded)."""
-        return self.running(self.spawn("worker", ["worker"], **settings))
-
-    def running(self, worker: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-        """``worker`` once it says it is running."""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert worker.poll() is None, self.log_of(worker)
-            if WORKER_RE.search(self.log_of(worker)):
-                return worker
-            time.sleep(0.1)
-        raise AssertionError(f"worker did not start:\n{self.log_of(worker)}")
-
-    def cli(self, *args: str) -> str:
-        """Run an ``openfish`` command to completion; its output."""
-        process = self.spawn("cli", list(args))
-        assert process.wait(timeout=60) == 0, self.log_of(process)
-        return self.log_of(process)
-
-    def terminate(self, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-        """SIGTERM and a clean exit within ``timeout`` (a hang is a failure, not a kill)."""
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-            raise AssertionError(f"no exit {timeout}s after SIGTERM:\n{self.log_of(process)}") from None
-        # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly.
-        assert code in (0, -signal.SIGTERM), f"exit status {code}:\n{self.log_of(process)}"
-        if self.log_files[self.started.index(process)].name.endswith("-serve.log"):
-            assert "Application shutdown complete" in self.log_of(process), self.log_of(process)
-
-    def kill_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-
-    def assert_no_tracebacks(self) -> None:
-        for log in self.log_files:
-            text = log.read_text(errors="replace")
-            assert "Traceback" not in text, f"{log.name}:\n{text}"
-
-
-@contextmanager
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    procs = Processes(data_dir=tmp_path / "data", logs=logs)
-    try:
-        yield procs
-    finally:
-        procs.kill_all()
 
 
 def bootstrap_token(procs: Processes, server: subprocess.Popen[bytes]) -> str:
@@ -160,35 +45,8 @@ def bootstrap_token(procs: Processes, server: subprocess.Popen[bytes]) -> str:
     return found.group(1)
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def query(data_dir: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    """Rows from the server's SQLite file, opened read-only (WAL lets it run beside the server)."""
-    path = data_dir / "openfish.db"
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
-        return list(conn.execute(sql, params).fetchall())
-
-
-def kinds_for(data_dir: Path, reference: str) -> dict[str, int]:
-    """How many ledger rows of each kind carry ``reference``."""
-    rows = query(
-        data_dir, "SELECT kind, count(*) FROM ledger_entries WHERE reference = ? GROUP BY kind", reference
-    )
-    return {str(kind): int(count) for kind, count in rows}
-
-
-def balance_and_ledger_sum(data_dir: Path, account_id: str) -> tuple[int, int]:
-    balance = query(data_dir, "SELECT credits FROM accounts WHERE id = ?", account_id)[0][0]
-    total = query(
-        data_dir, "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account_id = ?", account_id
-    )
-    return int(balance), int(total[0][0])
-
-
-def account_of(data_dir: Path, job_id: str) -> str:
-    return str(query(data_dir, "SELECT account_id FROM jobs WHERE id = ?", job_id)[0][0])
+def account_of(database: str, job_id: str) -> str:
+    return str(query(database, "SELECT account_id FROM jobs WHERE id = :id", id=job_id)[0][0])
 
 
 def wait_for_job(
@@ -269,10 +127,10 @@ def test_jobs_queued_before_a_restart_complete_after_it_and_are_charged_once(tmp
             assert profile["credits"] == BOOTSTRAP_CREDITS - held  # held, not yet captured
         procs.terminate(server)
 
-        account = account_of(procs.data_dir, first_key_job)
-        rows = query(procs.data_dir, "SELECT status, attempt FROM jobs ORDER BY created_at")
+        account = account_of(procs.database, first_key_job)
+        rows = query(procs.database, "SELECT status, attempt FROM jobs ORDER BY created_at")
         assert rows == [("queued", 0)] * len(RESTART_TEXTS)
-        holds = query(procs.data_dir, "SELECT status FROM credit_holds")
+        holds = query(procs.database, "SELECT status FROM credit_holds")
         assert sorted(holds) == [("held",)] * len(RESTART_TEXTS)
 
         # 2. The same data directory, now with the embedded worker: every queued job runs.
@@ -302,11 +160,11 @@ def test_jobs_queued_before_a_restart_complete_after_it_and_are_charged_once(tmp
         procs.terminate(server)
         procs.assert_no_tracebacks()
 
-    assert query(procs.data_dir, "SELECT count(*) FROM jobs") == [(len(RESTART_TEXTS),)]
+    assert query(procs.database, "SELECT count(*) FROM jobs") == [(len(RESTART_TEXTS),)]
     for job_id in submitted:
-        assert kinds_for(procs.data_dir, f"job:{job_id}") == {"hold": 1, "capture": 1}
+        assert kinds_for(procs.database, f"job:{job_id}") == {"hold": 1, "capture": 1}
         assert len(job_blobs(procs.data_dir, job_id)) == 1
-    balance, ledger = balance_and_ledger_sum(procs.data_dir, account)
+    balance, ledger = balance_and_ledger_sum(procs.database, account)
     assert balance == ledger == BOOTSTRAP_CREDITS - held
 
 
@@ -325,8 +183,8 @@ def test_a_job_running_when_the_server_stops_runs_again_after_the_restart(tmp_pa
             )
             assert (job["status"], job["attempt"]) == ("processing", 1), job
         procs.terminate(server)  # graceful: the attempt is handed back to the queue, nothing settled
-        assert query(procs.data_dir, "SELECT status, attempt FROM jobs") == [("queued", 0)]
-        assert kinds_for(procs.data_dir, f"job:{job_id}") == {"hold": 1}
+        assert query(procs.database, "SELECT status, attempt FROM jobs") == [("queued", 0)]
+        assert kinds_for(procs.database, f"job:{job_id}") == {"hold": 1}
 
         server = procs.serve(**lease)
         with httpx.Client(base_url=procs.base, timeout=30) as client:
@@ -339,8 +197,8 @@ def test_a_job_running_when_the_server_stops_runs_again_after_the_restart(tmp_pa
         procs.terminate(server)
         procs.assert_no_tracebacks()
 
-    assert kinds_for(procs.data_dir, f"job:{job_id}") == {"hold": 1, "capture": 1}
-    balance, ledger = balance_and_ledger_sum(procs.data_dir, account_of(procs.data_dir, job_id))
+    assert kinds_for(procs.database, f"job:{job_id}") == {"hold": 1, "capture": 1}
+    balance, ledger = balance_and_ledger_sum(procs.database, account_of(procs.database, job_id))
     assert balance == ledger == BOOTSTRAP_CREDITS - len(text)
     assert len(job_blobs(procs.data_dir, job_id)) == 1
 
@@ -373,8 +231,10 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_worker_exactly_once(
             # Nobody finishes the job for the dead worker, and nothing is settled for it.
             job = client.get(f"{JOBS}/{job_id}", headers=auth(token)).json()
             assert (job["status"], job["attempt"]) == ("processing", 1), job
-            assert kinds_for(procs.data_dir, f"job:{job_id}") == {"hold": 1}
-            [(dead_lease,)] = query(procs.data_dir, "SELECT lease_expires_at FROM jobs WHERE id = ?", job_id)
+            assert kinds_for(procs.database, f"job:{job_id}") == {"hold": 1}
+            [(dead_lease,)] = query(
+                procs.database, "SELECT lease_expires_at FROM jobs WHERE id = :id", id=job_id
+            )
 
             second = procs.worker(**lease)
             job = wait_for_job(client, token, job_id, lambda j: j["attempt"] >= 2, timeout=30, interval=0.1)
@@ -406,14 +266,14 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_worker_exactly_once(
         procs.assert_no_tracebacks()
 
     reference = f"job:{job_id}"
-    assert kinds_for(procs.data_dir, reference) == {"hold": 1, "capture": 1}
-    capture = query(procs.data_dir, "SELECT amount, credits_used FROM ledger_entries WHERE kind = 'capture'")
+    assert kinds_for(procs.database, reference) == {"hold": 1, "capture": 1}
+    capture = query(procs.database, "SELECT amount, credits_used FROM ledger_entries WHERE kind = 'capture'")
     assert capture == [(0, len(text))]
-    assert query(procs.data_dir, "SELECT status FROM credit_holds WHERE reference = ?", reference) == [
+    assert query(procs.database, "SELECT status FROM credit_holds WHERE reference = :ref", ref=reference) == [
         ("captured",)
     ]
-    account = account_of(procs.data_dir, job_id)
-    balance, ledger = balance_and_ledger_sum(procs.data_dir, account)
+    account = account_of(procs.database, job_id)
+    balance, ledger = balance_and_ledger_sum(procs.database, account)
     assert balance == ledger == BOOTSTRAP_CREDITS - len(text)
     blobs = job_blobs(procs.data_dir, job_id)
     assert len(blobs) == 1, blobs
@@ -475,13 +335,9 @@ def test_a_burst_from_several_accounts_is_admitted_or_refused_and_every_admitted
         starting = [BOOTSTRAP_CREDITS]
         for index in range(1, ACCOUNTS):
             credits = 20_000 + index * 1_111
-            output = procs.cli(
-                "accounts", "create", "--name", f"burst{index}", "--tier", "pro", "--credits", str(credits)
-            )
-            found = TOKEN_RE.search(output)
-            assert found is not None, output
-            tokens.append(found.group(1))
-            account_ids += ACCOUNT_RE.findall(output)
+            account_id, token = procs.new_account(f"burst{index}", "pro", credits)
+            tokens.append(token)
+            account_ids.append(account_id)
             starting.append(credits)
         assert len(account_ids) == len(set(account_ids)) == ACCOUNTS, account_ids
         procs.running(extra_worker)
@@ -513,13 +369,13 @@ def test_a_burst_from_several_accounts_is_admitted_or_refused_and_every_admitted
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             pending = query(
-                procs.data_dir, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'processing')"
+                procs.database, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'processing')"
             )
             if pending == [(0,)]:
                 break
             time.sleep(0.5)
         drained_seconds = time.monotonic() - started
-        jobs = query(procs.data_dir, "SELECT id, account_id, status, attempt, credits FROM jobs")
+        jobs = query(procs.database, "SELECT id, account_id, status, attempt, credits FROM jobs")
         assert {row[0] for row in jobs} == job_ids  # no job lost, none made by a refused request
         assert {(row[2], row[3]) for row in jobs} == {("succeeded", 1)}, [
             r for r in jobs if r[2:4] != ("succeeded", 1)
@@ -533,16 +389,16 @@ def test_a_burst_from_several_accounts_is_admitted_or_refused_and_every_admitted
         assert credits == len(texts[job_id])
         assert account_id == account_ids[next(r.account for r in accepted if r.body["id"] == job_id)]
     doubled = query(
-        procs.data_dir,
+        procs.database,
         "SELECT reference, kind, count(*) FROM ledger_entries GROUP BY reference, kind HAVING count(*) > 1",
     )
     assert doubled == []
     for job_id in job_ids:
-        assert kinds_for(procs.data_dir, f"job:{job_id}") == {"hold": 1, "capture": 1}
+        assert kinds_for(procs.database, f"job:{job_id}") == {"hold": 1, "capture": 1}
         assert len(job_blobs(procs.data_dir, job_id)) == 1
     for index, account_id in enumerate(account_ids):
         spent = sum(len(result.text) for result in by_account[index])
-        balance, ledger = balance_and_ledger_sum(procs.data_dir, account_id)
+        balance, ledger = balance_and_ledger_sum(procs.database, account_id)
         assert balance == ledger == starting[index] - spent, (index, balance, ledger, starting[index], spent)
     print(
         f"burst: {len(accepted)} accepted, {len(refused)} refused in {burst_seconds:.1f}s; "

@@ -6,6 +6,10 @@ media URLs. Routes declare their paths from these constants, so a path is writte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import URL
+from starlette.requests import Request
 
 from openfish.services.runtime.signing import UrlSigner
 
@@ -40,3 +44,11 @@ class SignedLinks:
     def _signed(self, path: str, name: str, ttl_seconds: int) -> tuple[str, int]:
         expires, signature = self.signer.sign(name, ttl_seconds)
         return f"{self.base_url}{path}/{name}?expires={expires}&sig={signature}", expires
+
+
+def client_url(request: Request, public_url: str | None, route: str, **path_params: Any) -> URL:
+    """The absolute URL of ``route`` to hand a client: under ``public_url`` when one is configured
+    (the address clients reach every node at, so that any node recognises it again as a media URL),
+    else as the request reached this server."""
+    url = request.url_for(route, **path_params)
+    return URL(public_url.rstrip("/") + url.path) if public_url else url

@@ -19,6 +19,7 @@ from openfish.services.runtime.signing import SECRET_NAME, UrlSigner
 from openfish.store.models import ServerSecret
 from tests.api.test_handlers import assert_v1_error
 from tests.conftest import Caller, Harness, make_settings
+from tests.voice_clips import silence_wav
 
 TTS = "/api/open/v1/speech/tts"
 TEXT = "Signed once, fetched anywhere."
@@ -127,3 +128,32 @@ async def test_the_key_appears_in_no_schema_or_answer(harness_factory: Callable[
             assert answer.status_code == 200, answer.request.url
             text = answer.text + str(answer.headers)
             assert not any(form in text for form in forms), answer.request.url
+
+
+async def test_links_handed_out_name_the_public_url_so_any_node_recognises_them(
+    harness_factory: Callable[..., Any],
+) -> None:
+    # Clients reach the nodes as https://speech.example.com (a balancer); this node as testserver.
+    public = "https://speech.example.com"
+    harness: Harness = await harness_factory(public_url=public)
+    caller = await harness.new_caller()
+    audio_url = await stored_url(harness, caller)
+    assert audio_url.startswith(f"{public}/api/open/v1/")
+    wav = silence_wav(1.0)
+    uploaded = await harness.client.post(
+        "/api/open/v1/files", headers=caller.headers, files={"file": ("a.wav", wav)}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    file_url = uploaded.json()["url"]
+    assert file_url.startswith(f"{public}/api/open/v1/files/")
+    # Handed back as a media URL, it is this deployment's own file (external fetches are off, so
+    # a URL naming the host the request came in on, not the public one, would be refused).
+    transcribed = await harness.client.post(
+        "/api/open/v1/speech/transcriptions", headers=caller.headers, json={"audioUrl": file_url}
+    )
+    assert transcribed.status_code == 200, transcribed.text
+    path = urlsplit(file_url).path
+    assert (await harness.client.get(path, headers=caller.headers)).content == wav
+    audio_path = urlsplit(audio_url)
+    fetched = await harness.client.get(f"{audio_path.path}?{audio_path.query}")
+    assert fetched.status_code == 200

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from openfish.api.deps import CurrentAccount, FilesDep
+from openfish.api.deps import CurrentAccount, FilesDep, SettingsDep
 from openfish.api.envelopes import error_responses
-from openfish.paths import UPLOADS
+from openfish.paths import UPLOADS, client_url
 
 router = APIRouter(prefix=UPLOADS, tags=["files"])
 
@@ -24,11 +24,16 @@ class FileOut(BaseModel):
 
 @router.post("", status_code=201, response_model=FileOut, responses=error_responses())
 async def upload(
-    request: Request, principal: CurrentAccount, files: FilesDep, file: Annotated[UploadFile, File()]
+    request: Request,
+    principal: CurrentAccount,
+    files: FilesDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File()],
 ) -> FileOut:
     """Store a media file for later requests of this account."""
     stored = await files.put(principal.account_id, await file.read())
-    return FileOut(id=stored.id, url=str(request.url_for("download", file_id=stored.id)), size=stored.size)
+    url = client_url(request, settings.public_url, "download", file_id=stored.id)
+    return FileOut(id=stored.id, url=str(url), size=stored.size)
 
 
 @router.get(

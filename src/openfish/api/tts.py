@@ -17,7 +17,7 @@ from openfish.api.deps import CurrentAccount, SettingsDep, SignerDep, SynthesisD
 from openfish.api.envelopes import error_responses
 from openfish.config import TtsSettings
 from openfish.middleware import request_id_of
-from openfish.paths import LEGACY, V1
+from openfish.paths import LEGACY, V1, client_url
 from openfish.services.runtime.signing import UrlSigner
 from openfish.services.tts.planner import TtsRequest
 from openfish.services.tts.synthesis import SynthesisService
@@ -131,6 +131,7 @@ class TtsResponder:
     synthesis: SynthesisService
     signer: UrlSigner
     settings: TtsSettings
+    public_url: str | None
 
     async def respond(self, request: Request, body: TtsBody, account_id: str) -> Response:
         """Stream the audio for ``body``, or store it and answer its signed URL (``cache=true``)."""
@@ -138,7 +139,7 @@ class TtsResponder:
         if body.cache:
             stored = await self.synthesis.render(account_id, body.to_request(), reference)
             expires, signature = self.signer.sign(stored.name, self.settings.stored_url_ttl_seconds)
-            url = request.url_for("stored_audio", name=stored.name).include_query_params(
+            url = client_url(request, self.public_url, "stored_audio", name=stored.name).include_query_params(
                 expires=expires, sig=signature
             )
             answer = TtsStored(
@@ -167,7 +168,7 @@ class TtsResponder:
 
 
 async def _tts_responder(synthesis: SynthesisDep, signer: SignerDep, settings: SettingsDep) -> TtsResponder:
-    return TtsResponder(synthesis, signer, settings.tts)
+    return TtsResponder(synthesis, signer, settings.tts, settings.public_url)
 
 
 #: The three services a TTS route answers with, as one dependency (the v1 and legacy routes share it).

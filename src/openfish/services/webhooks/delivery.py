@@ -25,7 +25,7 @@ from openfish.config import Settings
 from openfish.errors import NotFound
 from openfish.services.webhooks import rules
 from openfish.services.webhooks.sender import Outcome, WebhookSender, describe_failure
-from openfish.store.database import Database, insert_if_absent
+from openfish.store.database import UNAVAILABLE, Database, insert_if_absent
 from openfish.store.leases import lease_expiry, lease_free, take_row
 from openfish.store.models import Account, WebhookDelivery, utcnow
 
@@ -38,6 +38,8 @@ FAILED = "failed"
 GAVE_UP = "gave up: every attempt ended without a recorded result (the sender stopped)"
 #: How long a claim outlives the attempt's own deadline before another process may take it over.
 LEASE_MARGIN = timedelta(seconds=60)
+#: The longest wait between two delivery passes while the database is unavailable.
+MAX_BACKOFF_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -125,13 +127,24 @@ class WebhookService:
         return len(claims)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0, limit: int = 10) -> None:
-        """Deliver due events until ``stop`` is set; a failed pass is logged and the loop goes on."""
+        """Deliver due events until ``stop`` is set; a failed pass is logged and the loop goes on.
+        While the database is unavailable it waits longer each time (up to MAX_BACKOFF_SECONDS)."""
+        backoff = interval
         while not stop.is_set():
             attempted = 0
             try:
                 attempted = await self.deliver_due(limit)
+            except UNAVAILABLE as exc:
+                logger.warning(
+                    "webhook delivery: database unavailable (%s); retrying in %.1f s", exc, backoff
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
+                continue
             except Exception:
                 logger.exception("webhook delivery pass failed")
+            backoff = interval
             if attempted >= limit:
                 continue  # more may be due: no pause
             with contextlib.suppress(TimeoutError):

@@ -1,0 +1,1 @@
+"""openfish as a real cluster of processes (see ``deployment.py``)."""
