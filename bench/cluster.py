@@ -69,6 +69,8 @@ from openfish.store.blob_backends import build_blob_store
 REFERENCE_SQLITE, TARGET_POSTGRESQL = 184.0, 1000.0
 
 Row = tuple[str, str, str, str]
+#: The job queues of PostgreSQL, compared in section 2b.
+QUEUES = ("database", "procrastinate")
 DatabaseFigures = tuple[tuple[Charges, Charges], Submits | None]
 
 
@@ -110,6 +112,20 @@ async def database_figures(counts: Counts, *, with_submits: bool) -> dict[str, D
                     await submits(services, counts) if with_submits else None,
                 )
     return figures
+
+
+async def queue_submits(counts: Counts) -> dict[str, Submits]:
+    """Job submission on PostgreSQL by job queue: the jobs table (``jobs.queue=database``) and
+    procrastinate, on one server, in two alternating rounds (the first warms the server up; the
+    second is reported), so that neither profits from running first or on a fresher server."""
+    rounds: dict[str, Submits] = {}
+    with tempfile.TemporaryDirectory() as tmp, postgres_server() as server:
+        for round_number in range(2):
+            for queue in QUEUES:
+                directory = Path(tmp) / f"{queue}-{round_number}"
+                async with running(settings_for(directory, fresh_database(server), queue=queue)) as services:
+                    rounds[queue] = await submits(services, counts)
+    return rounds
 
 
 def blob_figures(counts: Counts) -> dict[str, tuple[Transfer, Transfer]]:
@@ -203,6 +219,20 @@ def print_submits(counts: Counts, sqlite: Submits, postgresql: Submits) -> None:
     )
 
 
+def print_queues(counts: Counts, polled: Submits, procrastinate: Submits) -> None:
+    table(
+        f"2b. Job submission on PostgreSQL by job queue (alternating rounds on one server, the "
+        f"second reported): {counts.sequential_submits} sequential, burst of {counts.burst} by "
+        f"{counts.submitters} submitters",
+        ("jobs table (polled)", "procrastinate", "procrastinate / polled"),
+        [
+            rate_row("submit latency, median ms", polled.median * 1000, procrastinate.median * 1000, 1),
+            rate_row("submit latency, p95 ms", polled.p95 * 1000, procrastinate.p95 * 1000, 1),
+            rate_row("burst submits/s", polled.burst_per_second, procrastinate.burst_per_second),
+        ],
+    )
+
+
 def print_blobs(counts: Counts, local: tuple[Transfer, Transfer], s3: tuple[Transfer, Transfer]) -> None:
     rows: list[Row] = []
     sizes = (f"{counts.small_blobs} x 64 KiB", f"{counts.large_blobs} x 4 MiB")
@@ -240,6 +270,8 @@ def main() -> None:
     if sqlite_submits is None or postgresql_submits is None:
         return
     print_submits(counts, sqlite_submits, postgresql_submits)
+    queues = asyncio.run(queue_submits(counts))
+    print_queues(counts, queues["database"], queues["procrastinate"])
     stores = blob_figures(counts)
     print_blobs(counts, stores["local"], stores["S3 (moto)"])
 

@@ -64,14 +64,14 @@ SMOKE = Counts(6, 2, 4, 8, 3, 4, 2, 8)
 SMALL_BLOB, LARGE_BLOB = 64 * 1024, 4 * 1024 * 1024
 
 
-def settings_for(data_dir: Path, database_url: str | None) -> Settings:
+def settings_for(data_dir: Path, database_url: str | None, queue: str | None = None) -> Settings:
     """A node with no bootstrap account, no worker, no model preloading and no limits in the way
-    (``database_url`` None: SQLite in ``data_dir``)."""
+    (``database_url`` None: SQLite in ``data_dir``; ``queue``: the job queue, None its default)."""
     return Settings(
         data_dir=data_dir,
         bootstrap=BootstrapSettings(enabled=False),
         database=DatabaseSettings(url=database_url),
-        jobs=JobSettings(embedded_worker=False),
+        jobs=JobSettings(embedded_worker=False, queue=queue),
         tts=TtsSettings(preload=False),
         asr=AsrSettings(preload=False),
         tiers={TIER: UNLIMITED},
