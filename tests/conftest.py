@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,6 +22,9 @@ from openfish.container import Services
 from openfish.engines.registry import EngineRegistry, build_engines
 from tests.postgres import fresh_database, postgres_server
 from tests.s3 import s3_server, s3_storage
+
+if TYPE_CHECKING:
+    from tests.api.fish_sdk import Clients
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -155,6 +158,16 @@ async def serve() -> AsyncIterator[Callable[[Harness], Awaitable[str]]]:
     for server, task in servers:
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def sdk() -> AsyncIterator[Clients]:
+    """Clients of the official Fish Audio SDKs, made as a user would; closed after the test."""
+    from tests.api.fish_sdk import Clients  # the SDKs are imported only by the tests that use them
+
+    clients = Clients()
+    yield clients
+    await clients.close()
 
 
 @pytest.fixture

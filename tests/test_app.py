@@ -88,8 +88,10 @@ async def test_schema_lists_the_realtime_sockets_the_server_runs(harness_factory
         "/api/open/v1/speech/tts/live",
         "/api/open/tts/live",
         "/api/open/v1/speech/transcriptions/live",
+        "/v1/tts/live",  # the Fish Audio API's
     }
     assert sockets["/api/open/v1/speech/tts/live"]["start"] == {"$ref": "#/components/schemas/LiveTtsStart"}
+    assert sockets["/v1/tts/live"]["start"] == {"$ref": "#/components/schemas/FishLiveStart"}
     assert "flush" in sockets["/api/open/v1/speech/tts/live"]["description"]
     quiet: Harness = await harness_factory(realtime={"tts": False}, surfaces={"asr": False})
     assert "x-websockets" not in (await quiet.client.get("/api/openapi.json")).json()

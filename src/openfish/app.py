@@ -10,7 +10,14 @@ from fastapi import APIRouter, FastAPI
 from openfish import __version__
 from openfish.api import (
     audio,
+    fish_asr,
+    fish_live,
+    fish_models,
+    fish_tts,
+    fish_wallet,
     health,
+    openai_compat,
+    openai_transcriptions,
     profile,
     realtime_asr,
     realtime_tts,
@@ -29,6 +36,7 @@ from openfish.config import Settings
 from openfish.container import build_services
 from openfish.engines.registry import EngineRegistry
 from openfish.middleware import RequestContextMiddleware
+from openfish.paths import FISH_ASR, FISH_MODELS, FISH_TTS
 
 
 def _surface_routers(settings: Settings, engines: EngineRegistry) -> list[APIRouter]:
@@ -51,6 +59,20 @@ def _surface_routers(settings: Settings, engines: EngineRegistry) -> list[APIRou
     if settings.realtime.asr:
         available["asr"].append(realtime_asr.router)
     enabled = settings.surfaces.model_dump()
+    if enabled.get("fish_compat", False):
+        # The Fish Audio API's paths, each behind the surface whose service it speaks for.
+        fish = {
+            "tts": [fish_tts.router, *([fish_live.router] if settings.realtime.tts else [])],
+            "profile": [fish_wallet.router],
+            "voices": [fish_models.router],
+            "asr": [fish_asr.router],
+        }
+        available = {name: [*available.get(name, []), *fish.get(name, [])] for name in available}
+    if enabled.get("openai_compat", False):
+        # The OpenAI audio API under /v1: models, speech (with tts) and transcription (with asr).
+        available["openai_compat"] = [openai_compat.router]
+        available["tts"].append(openai_compat.speech_router)
+        available["asr"].append(openai_transcriptions.router)
     return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
 
 
@@ -83,6 +105,9 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         extra_models=[
             tts.TtsBody,
             tts.LegacyTtsBody,
+            fish_tts.FishTtsBody,
+            fish_asr.FishAsrBody,
+            openai_compat.SpeechBody,
             transcriptions.TranscriptionBody,
             lipsync_api.LipSyncBody,
             profile.ProfileUpdate,
@@ -91,7 +116,7 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         ],
         websockets={
             path: doc
-            for module in (realtime_tts, realtime_asr)
+            for module in (realtime_tts, realtime_asr, fish_live)
             if module.router in routers
             for path, doc in module.SOCKETS.items()
         },
@@ -103,9 +128,15 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         max_body_bytes=settings.http.max_body_bytes,
         body_limits={
             "/api/open/v1/voices": upload_limit,
+            FISH_MODELS: upload_limit,
+            # Inline references travel in the TTS body: up to one voice upload's size.
+            FISH_TTS: max(settings.http.max_body_bytes, settings.voices.max_file_bytes),
+            FISH_ASR: settings.asr.max_bytes,
             "/api/open/create-model": upload_limit,
             "/api/open/v1/speech/transcriptions": settings.asr.max_bytes,
             "/api/open/v1/files": settings.asr.max_bytes,
+            "/v1/audio/transcriptions": settings.asr.max_bytes,
+            "/v1/audio/translations": settings.asr.max_bytes,
         },
         trust_client_id=settings.http.trust_client_request_id,
     )

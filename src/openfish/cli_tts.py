@@ -29,7 +29,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-AudioFormat = Literal["mp3", "wav", "pcm", "opus"]
+AudioFormat = Literal["mp3", "wav", "pcm", "opus", "aac", "flac"]
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 TTS_PATH = "/api/open/v1/speech/tts"
@@ -40,6 +40,8 @@ FORMAT_BY_SUFFIX: dict[str, AudioFormat] = {
     ".pcm": "pcm",
     ".opus": "opus",
     ".ogg": "opus",
+    ".aac": "aac",
+    ".flac": "flac",
 }
 #: What the API answers when no format is sent; used for outputs with no recognised extension.
 FALLBACK_FORMAT: AudioFormat = "mp3"

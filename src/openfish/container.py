@@ -74,6 +74,7 @@ class Services:
     pool: WorkerPool
     blobs: BlobStore
     voices: VoiceService
+    conversions: VoiceConversions
     queue: JobQueue
     jobs: JobService
     tts_jobs: TtsJobs
@@ -159,7 +160,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     base_profiles = BaseProfiles(engines, blobs)
     analysis = VoiceAnalysis(db, engines, blobs, pool, base_profiles)
     voices = VoiceService(db, settings, billing, engines, blobs, pool, jobs, analysis)
-    conversions = VoiceConversions(voices, engines, blobs, pool, base_profiles)
+    conversions = VoiceConversions(voices, engines, blobs, pool, base_profiles, settings.voices)
     synthesis = SynthesisService(planner, billing, settings, pool, blobs, conversions.conversion_for)
     # One key for every node on this database (or the configured one); the per-node file of earlier
     # versions only seeds the database's key, so URLs signed before the move stay valid.
@@ -195,6 +196,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         pool=pool,
         blobs=blobs,
         voices=voices,
+        conversions=conversions,
         signer=signer,
         queue=queue,
         jobs=jobs,

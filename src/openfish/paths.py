@@ -24,6 +24,13 @@ STORED_AUDIO = f"{V1}/audio"
 UPLOADS = f"{V1}/files"
 #: Lip-sync result videos, behind signed URLs: ``{LIPSYNC_RESULTS}/<name>``.
 LIPSYNC_RESULTS = f"{V1}/media/lip-sync/results"
+#: The official Fish Audio API, at the server root (``api/fish_*.py``): TTS (and its socket under
+#: it), ASR, voice models, the wallet. These paths and those under them answer Fish's envelope.
+FISH_TTS = "/v1/tts"
+FISH_ASR = "/v1/asr"
+FISH_MODELS = "/model"
+FISH_WALLET = "/wallet/self"
+FISH_PATHS = (FISH_TTS, FISH_ASR, FISH_MODELS, FISH_WALLET)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,21 @@ async def test_msgpack_framing_and_a_second_stream_on_the_same_socket(
     assert await harness.balance(caller.account_id) == 1000 - len("Good morning.") - len("And good night.")
 
 
+@pytest.mark.parametrize("fmt", ["aac", "flac"])
+async def test_aac_and_flac_streams_are_one_file(
+    harness_factory: Callable[..., Any], serve: Serve, fmt: str
+) -> None:
+    harness, base = await live(harness_factory, serve)
+    caller = await harness.new_caller(features=("realtime_tts",))
+    async with open_socket(base + V1, caller) as ws:
+        await send_json(ws, "start", format=fmt)
+        for clause in ("Good morning, everyone. ", "The train leaves at nine."):
+            await send_json(ws, "text", text=clause)
+        await send_json(ws, "stop")
+        got = await collect(ws, "finish")
+    assert 1.5 < decode_audio(bytes(got.audio)).duration_seconds < 6.0
+
+
 async def test_account_without_the_flag_is_refused(harness_factory: Callable[..., Any], serve: Serve) -> None:
     harness, base = await live(harness_factory, serve)
     caller = await harness.new_caller()

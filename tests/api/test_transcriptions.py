@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from openfish.audio.decode import decode_audio
 from openfish.audio.encode import encode_complete
 from tests.api.test_handlers import assert_v1_error
 from tests.audio_checks import word_error_rate
+from tests.captions import assert_timed_inside, parse_srt, parse_vtt
 from tests.conftest import Caller, Harness
 from tests.voice_clips import silence_wav
 
@@ -81,6 +84,31 @@ async def test_multipart_upload_and_files_surface(harness: Harness, caller: Call
     refused = await harness.client.post(ASR, headers=other.headers, json={"audioUrl": file_url})
     assert_v1_error(refused, 404, "not_found")
     assert (await harness.client.get(file_url, headers=other.headers)).status_code == 404
+
+
+async def test_captions_in_srt_and_vtt(harness: Harness, caller: Caller) -> None:
+    spoken = SPOKEN + " It should stay that way until the evening."
+    url = await stored_speech(harness, caller, spoken)
+    wav = (await harness.client.get(url)).content
+    duration = decode_audio(wav).duration_seconds
+    before = await balance(harness, caller)
+    srt = await harness.client.post(
+        ASR,
+        headers=caller.headers,
+        files={"file": ("a.wav", wav, "audio/wav")},
+        data={"response_format": "srt"},
+    )
+    vtt = await harness.client.post(
+        ASR, headers=caller.headers, json={"audioUrl": url, "response_format": "vtt"}
+    )
+    assert srt.headers["Content-Type"] == "application/x-subrip; charset=utf-8"
+    assert vtt.headers["Content-Type"] == "text/vtt; charset=utf-8"
+    for cues in (parse_srt(srt.text), parse_vtt(vtt.text)):
+        assert_timed_inside(cues, duration)
+        assert word_error_rate(spoken, " ".join(text for _start, _end, text in cues)) < 0.35
+    seconds = math.ceil(duration)
+    assert srt.headers["X-Credits-Used"] == vtt.headers["X-Credits-Used"] == str(seconds)
+    assert await balance(harness, caller) == before - 2 * seconds
 
 
 async def test_silence_gives_no_words(harness: Harness, caller: Caller) -> None:

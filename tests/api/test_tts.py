@@ -41,6 +41,8 @@ async def balance(harness: Harness, caller: Caller) -> int:
         ("wav", "audio/wav", 22050),
         ("pcm", "audio/pcm", 22050),
         ("opus", "audio/ogg", 48000),
+        ("aac", "audio/aac", 22050),
+        ("flac", "audio/flac", 22050),
     ],
 )
 async def test_every_format_decodes_to_speech_of_the_right_length(

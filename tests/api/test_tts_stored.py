@@ -51,6 +51,17 @@ async def test_cached_audio_is_served_by_its_signed_url(harness: Harness, caller
     assert part.content == audio.content[:100]
 
 
+@pytest.mark.parametrize(("fmt", "content_type"), [("aac", "audio/aac"), ("flac", "audio/flac")])
+async def test_aac_and_flac_are_stored_and_served(
+    harness: Harness, caller: Caller, fmt: str, content_type: str
+) -> None:
+    body = await store(harness, caller, format=fmt)
+    audio = await harness.client.get(str(body["audio_url"]))
+    assert audio.status_code == 200
+    assert audio.headers["Content-Type"] == content_type
+    assert 1.0 < decode_audio(audio.content).duration_seconds < 4.0
+
+
 async def test_identical_requests_reuse_the_stored_audio_and_are_charged_each_time(
     harness: Harness, caller: Caller
 ) -> None:

@@ -27,12 +27,21 @@ TONE_HZ = 220.0
 CHUNKS = (1000, 0, 3000, 7000, 5000, 6050)
 
 # Expected decoded sample rate per format: Opus is always encoded at 48 kHz.
-DECODED_RATE = {"mp3": RATE, "wav": RATE, "pcm": RATE, "opus": 48000}
+DECODED_RATE = {"mp3": RATE, "wav": RATE, "pcm": RATE, "opus": 48000, "aac": RATE, "flac": RATE}
 # Allowed (min, max) of decoded duration minus the 1.0 s that went in, in seconds. WAV and PCM are
 # sample-exact. Ogg Opus carries pre-skip and an end granule, so decoders trim to the exact length
 # (2 ms allows for resampler rounding). lameenc writes no LAME/Xing gapless tag, so MP3 decoders
-# keep LAME's encoder delay and the padding to a whole frame: up to ~0.08 s at 22.05 kHz.
-DURATION_TOLERANCE = {"wav": (0.0, 0.0), "pcm": (0.0, 0.0), "opus": (-0.002, 0.002), "mp3": (0.0, 0.1)}
+# keep LAME's encoder delay and the padding to a whole frame: up to ~0.08 s at 22.05 kHz. ADTS
+# carries no priming either: AAC decoders keep its 1024 samples and the last frame's padding. FLAC
+# is lossless and sample-exact.
+DURATION_TOLERANCE = {
+    "wav": (0.0, 0.0),
+    "pcm": (0.0, 0.0),
+    "opus": (-0.002, 0.002),
+    "mp3": (0.0, 0.1),
+    "aac": (0.0, 0.1),
+    "flac": (0.0, 0.0),
+}
 
 
 def sine(
@@ -169,7 +178,7 @@ def test_complete_wav_has_exact_sizes() -> None:
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (RATE, 1, len(signal), "PCM_16")
 
 
-@pytest.mark.parametrize("fmt", ["mp3", "pcm", "opus"])
+@pytest.mark.parametrize("fmt", ["mp3", "pcm", "opus", "aac", "flac"])
 def test_complete_encoding_of_other_formats_decodes(fmt: str) -> None:
     decoded = pyav_decode(encode_complete(sine(), fmt, RATE), fmt)
 
@@ -185,7 +194,7 @@ def test_pcm_is_two_bytes_per_sample_little_endian() -> None:
     assert len(make_encoder("pcm", RATE).encode(sine())) == 2 * RATE
 
 
-@pytest.mark.parametrize("fmt", ["mp3", "opus"])
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac"])
 def test_compressed_formats_emit_audio_before_finish(fmt: str) -> None:
     """A streaming encoder must not hold the whole stream until the end."""
     before_finish, everything = stream_encode(fmt, sine(2.0))
@@ -194,13 +203,13 @@ def test_compressed_formats_emit_audio_before_finish(fmt: str) -> None:
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 24000, 44100, 48000])
-@pytest.mark.parametrize("fmt", ["mp3", "opus"])
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac"])
 def test_compressed_formats_accept_common_engine_rates(fmt: str, rate: int) -> None:
     data = encode_complete(sine(rate=rate), fmt, rate)
 
     decoded = pyav_decode(data, fmt, rate)
 
-    assert decoded.rate == (rate if fmt == "mp3" else 48000)
+    assert decoded.rate == (48000 if fmt == "opus" else rate)
     assert dominant_hz(decoded.samples, decoded.rate) == pytest.approx(TONE_HZ, abs=2.0)
 
 
@@ -208,6 +217,8 @@ def test_content_types() -> None:
     assert make_encoder("mp3", RATE).content_type == "audio/mpeg"
     assert make_encoder("wav", RATE).content_type == "audio/wav"
     assert make_encoder("opus", RATE).content_type == "audio/ogg; codecs=opus"
+    assert make_encoder("aac", RATE).content_type == "audio/aac"
+    assert make_encoder("flac", RATE).content_type == "audio/flac"
     assert make_encoder("pcm", 16000).content_type == "audio/pcm;rate=16000;encoding=s16le;channels=1"
     for fmt in AUDIO_FORMATS:
         encoder = make_encoder(fmt, RATE)
@@ -242,7 +253,7 @@ def test_float64_input_is_accepted() -> None:
     assert encoder.encode(np.array([0.5, -0.5], dtype=np.float64)) == struct.pack("<2h", 16384, -16384)
 
 
-@pytest.mark.parametrize("fmt", ["flac", "", "MP3", "ogg"])
+@pytest.mark.parametrize("fmt", ["aiff", "", "MP3", "ogg"])
 def test_unknown_format_is_refused(fmt: str) -> None:
     with pytest.raises(ValueError, match="unknown audio format"):
         make_encoder(fmt, RATE)
@@ -286,3 +297,13 @@ def test_to_int16_clips_scales_and_sanitises() -> None:
 
     assert result.dtype == np.int16
     assert result.tolist() == [32767, -32767, 32767, -32767, 0, 16384, 0, 32767, -32767]
+
+
+def test_flac_round_trips_sample_exactly() -> None:
+    signal = sine()
+    _, data = stream_encode("flac", signal)
+
+    decoded = pyav_decode(data, "flac")
+
+    assert decoded.codec == "flac"
+    assert np.array_equal(np.rint(decoded.samples * 32768), to_int16(signal).astype(np.float32))

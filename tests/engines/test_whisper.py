@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from openfish.engines import whisper
-from openfish.engines.base import Audio, EngineError, SynthesisOptions, TranscriptionEngine
+from openfish.engines.base import Audio, DecodeOptions, EngineError, SynthesisOptions, TranscriptionEngine
 from openfish.engines.piper import PiperEngine
 from openfish.engines.registry import build_engines
 from openfish.engines.whisper import WhisperEngine, assemble_whisper_base, build_whisper_engines, tiny_en_path
@@ -22,6 +22,7 @@ SENTENCES = (
 )
 #: Measured WER on this clip is 0.0 for both models; the bounds leave room for library changes.
 MAX_WER = {"whisper-base": 0.15, "whisper-tiny-en": 0.25}
+TRANSLATE = DecodeOptions(task="translate")
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -154,6 +155,14 @@ def test_languages_and_unknown_language(engines: dict[str, WhisperEngine]) -> No
         base.transcribe(quiet, 16_000, language="xx", words=False)
     with pytest.raises(ValueError, match="language"):
         tiny.transcribe(quiet, 16_000, language="de", words=False)
+
+
+def test_only_multilingual_models_translate(engines: dict[str, WhisperEngine]) -> None:
+    base, tiny = engines["whisper-base"], engines["whisper-tiny-en"]
+    assert base.tasks() == frozenset({"transcribe", "translate"})
+    assert tiny.tasks() == frozenset({"transcribe"})
+    with pytest.raises(ValueError, match="cannot translate"):
+        tiny.transcribe(np.zeros(16_000, np.float32), 16_000, language=None, words=False, options=TRANSLATE)
 
 
 def test_registration_loads_nothing(tmp_path: Path) -> None:

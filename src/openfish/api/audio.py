@@ -21,8 +21,15 @@ from openfish.services.tts.synthesis import stored_audio_key
 router = APIRouter(prefix=STORED_AUDIO, tags=["tts"])
 
 # Stored TTS audio is named by content hash; job audio by job id.
-_NAME = re.compile(r"^(?:[0-9a-f]{64}|job_[0-9a-f]{32})_(\d{4,6})\.(mp3|wav|pcm|opus)$")
-_MEDIA_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "audio/pcm", "opus": "audio/ogg"}
+_NAME = re.compile(r"^(?:[0-9a-f]{64}|job_[0-9a-f]{32})_(\d{4,6})\.(mp3|wav|pcm|opus|aac|flac)$")
+_MEDIA_TYPES = {
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+}
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The audio.", "content": dict.fromkeys(_MEDIA_TYPES.values(), _BINARY)},

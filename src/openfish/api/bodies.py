@@ -7,12 +7,14 @@ a number.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any, TypeVar
 
 import msgpack
 import pydantic_core
 from fastapi import Request
 from pydantic import BaseModel, BeforeValidator, ValidationError
+from starlette.datastructures import UploadFile
 
 from openfish.api.handlers import describe_validation_errors
 from openfish.errors import InvalidRequest, UnsupportedMediaType
@@ -62,6 +64,37 @@ async def read_model(request: Request, model: type[ModelT]) -> ModelT:
         "Send the body as application/json or application/msgpack"
         + (f", not {media_type}." if media_type else ".")
     )
+
+
+#: How multipart forms write booleans.
+FORM_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+async def read_file_form(
+    request: Request, file_field: str, fields: Collection[str], flags: Collection[str] = ()
+) -> tuple[dict[str, Any], bytes]:
+    """A multipart form of one file and plain ``fields``: the fields given (empty ones left out,
+    ``flags`` read as booleans) and the file's bytes. 400 for another field, a file where a plain
+    field belongs, or no file."""
+    async with request.form(max_files=1, max_fields=len(fields) + 1) as form:
+        unknown = sorted(set(form.keys()) - {file_field, *fields})
+        if unknown:
+            expected = ", ".join([file_field, *fields])
+            raise InvalidRequest(f"{', '.join(unknown)}: unknown field; expected {expected}")
+        upload = form.get(file_field)
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest(
+                f"{file_field}: a multipart file field `{file_field}` with the audio is required"
+            )
+        values: dict[str, Any] = {}
+        for name in fields:
+            value = form.get(name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise InvalidRequest(f"{name}: must be a plain form field")
+            values[name] = FORM_BOOLEANS.get(value.lower(), value) if name in flags else value
+        return values, await upload.read()
 
 
 def validate_model(model: type[ModelT], data: Any) -> ModelT:

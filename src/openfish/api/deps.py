@@ -27,6 +27,7 @@ from openfish.services.runtime.workers import WorkerPool
 from openfish.services.tts.jobs import TtsJobs
 from openfish.services.tts.synthesis import SynthesisService
 from openfish.services.voices.catalog import VoiceService
+from openfish.services.voices.conversion import VoiceConversions
 from openfish.services.webhooks.delivery import WebhookService
 from openfish.store.blobs import BlobStore
 
@@ -61,6 +62,7 @@ WebhooksDep = Annotated[WebhookService, Depends(_part(lambda s: s.webhooks))]
 ReadinessDep = Annotated[Readiness, Depends(_part(lambda s: s.readiness))]
 SynthesisDep = Annotated[SynthesisService, Depends(_part(lambda s: s.synthesis))]
 VoicesDep = Annotated[VoiceService, Depends(_part(lambda s: s.voices))]
+ConversionsDep = Annotated[VoiceConversions, Depends(_part(lambda s: s.conversions))]
 JobsDep = Annotated[JobService, Depends(_part(lambda s: s.jobs))]
 TtsJobsDep = Annotated[TtsJobs, Depends(_part(lambda s: s.tts_jobs))]
 LipSyncDep = Annotated[LipSyncJobs, Depends(_part(lambda s: s.lipsync))]

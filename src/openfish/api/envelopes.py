@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
+from openfish.api.openai_errors import is_openai_path, openai_error_response
 from openfish.errors import ErrorBody, LegacyErrorBody, OpenfishError, legacy_body, v1_body
-from openfish.paths import LEGACY, V1
+from openfish.paths import FISH_PATHS, LEGACY, V1
 
 
 def is_legacy_path(path: str) -> bool:
@@ -15,9 +17,27 @@ def is_legacy_path(path: str) -> bool:
     return path.startswith(LEGACY + "/") and not (path == V1 or path.startswith(V1 + "/"))
 
 
+def is_fish_path(path: str) -> bool:
+    """Paths of the official Fish Audio API at the server root (``/v1/tts``, ``/model/...``)."""
+    return any(path == base or path.startswith(base + "/") for base in FISH_PATHS)
+
+
+class FishErrorBody(BaseModel):
+    """The Fish Audio API's error envelope (what its SDKs read; the request id is a header)."""
+
+    status: int = Field(examples=[401])
+    message: str = Field(examples=["A valid API token is required."])
+
+
 def error_response(error: OpenfishError, path: str, request_id: str) -> JSONResponse:
-    """The error in the v1 or legacy envelope, with its status and headers."""
+    """The error in the envelope of the path (v1, legacy, Fish Audio, OpenAI), with its status and
+    headers."""
+    if is_openai_path(path):
+        return openai_error_response(error, request_id)
     headers = {**error.headers(), "X-Request-Id": request_id}
+    if is_fish_path(path):
+        body = FishErrorBody(status=error.status, message=error.message).model_dump()
+        return JSONResponse(body, status_code=error.status, headers=headers)
     if is_legacy_path(path):
         status = error.legacy_status or error.status
         return JSONResponse(legacy_body(error, request_id), status_code=status, headers=headers)
@@ -45,9 +65,12 @@ _WWW_AUTH = {"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {
 COMMON_STATUSES = (400, 401, 413, 429, 500, 503)
 
 
-def error_responses(*statuses: int, legacy: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given error statuses (plus the common ones)."""
-    model = LegacyErrorBody if legacy else ErrorBody
+def error_responses(
+    *statuses: int, legacy: bool = False, envelope: type[BaseModel] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given error statuses (plus the common ones), in the v1 envelope,
+    the legacy one, or ``envelope``."""
+    model = envelope or (LegacyErrorBody if legacy else ErrorBody)
     answer: dict[int | str, dict[str, Any]] = {}
     for status in sorted(set(COMMON_STATUSES) | set(statuses)):
         entry: dict[str, Any] = {"model": model, "description": _DESCRIPTIONS[status]}

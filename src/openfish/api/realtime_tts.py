@@ -26,6 +26,7 @@ from openfish.paths import LEGACY, V1
 from openfish.services.accounts.accounts import Principal
 from openfish.services.accounts.sessions import TTS_SURFACE, CreditMeter
 from openfish.services.tts.live import LiveSpeech
+from openfish.services.tts.planner import TtsRequest
 
 router = APIRouter(prefix=V1)
 legacy_router = APIRouter(prefix=LEGACY, tags=["legacy"])
@@ -107,10 +108,9 @@ class TtsConversation(Conversation):
         fields = message.data.get("request", {k: v for k, v in message.data.items() if k != "event"})
         if not isinstance(fields, dict):
             raise InvalidRequest("request: must be an object")
-        model = LegacyLiveTtsStart if self._legacy else LiveTtsStart
-        body = validate_model(model, fields)
+        request = await self._request(fields)
         services = self._services
-        plan = await services.synthesis.plan_stream(self._principal.account_id, body.to_request())
+        plan = await services.synthesis.plan_stream(self._principal.account_id, request)
         price = services.settings.tts.credits_per_character
         meter = CreditMeter(
             services.billing,
@@ -133,8 +133,12 @@ class TtsConversation(Conversation):
         self._stream = _Stream(speech, meter)
         if self._legacy:
             await self._socket.send_event("ready", format=plan.format, contentType=speech.content_type)
-        if body.text:
-            await speech.add(body.text)
+        if request.text:
+            await speech.add(request.text)
+
+    async def _request(self, fields: dict[str, Any]) -> TtsRequest:
+        """The stream's TTS request from the fields of ``start`` (checked as ``start`` requires)."""
+        return validate_model(LegacyLiveTtsStart if self._legacy else LiveTtsStart, fields).to_request()
 
     async def _send_audio(self, audio: bytes) -> None:
         stream = self._stream

@@ -15,7 +15,12 @@ from typing import Any
 
 from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry
+from openfish.paths import FISH_ASR, FISH_TTS
+from openfish.services.asr.openai_transcription import OPENAI_TRANSCRIPTION_MODELS
+from openfish.services.fish.tts import DEFAULT_MODEL, fish_models
+from openfish.services.tts.openai_speech import speech_models
 from openfish.services.tts.planner import base_language
+from openfish.services.voices.labels import MAX_TAG_CHARS, MAX_TAGS, TAG_PATTERN
 from openfish.services.webhooks.rules import webhook_url_pattern
 
 #: Request models that carry the TTS options (sync, jobs, legacy, realtime).
@@ -47,15 +52,20 @@ def enforced_rules(settings: Settings, engines: EngineRegistry) -> Callable[[Doc
                 _voice_form_rules(schemas[name], settings)
         if "ProfileUpdate" in schemas:
             _webhook_rules(schemas["ProfileUpdate"], settings)
+        _fish_rules(document, settings, {engine.name: engine for engine in engines.transcribers()})
+        if "SpeechBody" in schemas:
+            _openai_speech_rules(schemas["SpeechBody"], settings)
         models = {engine.name: engine for engine in engines.transcribers()}
         for name in ("TranscriptionBody", "LiveAsrStart"):
             if name in schemas and models:
                 _asr_rules(schemas[name]["properties"], models)
         for operation in _operations(document):
+            # The OpenAI paths also take OpenAI's model names (each meaning the default model).
+            aliases = OPENAI_TRANSCRIPTION_MODELS if "openai" in operation.get("tags", ()) else ()
             for content in operation.get("requestBody", {}).get("content", {}).values():
                 properties = content.get("schema", {}).get("properties", {})
                 if "file" in properties and models:
-                    _asr_rules(properties, models)  # the multipart form of transcription
+                    _asr_rules(properties, models, aliases)  # the multipart form of transcription
 
     return apply
 
@@ -102,18 +112,71 @@ def _webhook_rules(schema: dict[str, Any], settings: Settings) -> None:
     )
 
 
-def _asr_rules(properties: dict[str, Any], models: dict[str, Any]) -> None:
+def _openai_speech_rules(schema: dict[str, Any], settings: Settings) -> None:
+    properties = schema["properties"]
+    model = _without(properties["model"], "maxLength", "examples")
+    properties["model"] = {**model, "enum": [name for name, _ours in speech_models(settings.tts)]}
+    properties["input"].update(maxLength=settings.tts.max_text_chars, description=TEXT_RULE)
+
+
+def _asr_rules(properties: dict[str, Any], models: dict[str, Any], aliases: Iterable[str] = ()) -> None:
     if "model" in properties:
-        enum = {"type": "string", "enum": sorted(models)}
+        enum = {"type": "string", "enum": [*aliases, *sorted(models)]}
         model = properties["model"]
         if "anyOf" in model:
             model["anyOf"] = [enum, {"type": "null"}]
         else:
             model.update(enum)
             model.pop("maxLength", None)
+    if "language" not in properties:
+        return  # translation: the language is heard
     languages = set().union(*(engine.languages() for engine in models.values()))
-    properties["language"]["pattern"] = rf"^(?:auto|{_one_of(languages)})$"
-    properties["language"]["description"] = "auto, or a language the chosen model knows."
+    language = properties["language"]
+    # Optional form fields are ``anyOf: [string, null]``; the pattern belongs to the string.
+    target = language["anyOf"][0] if "anyOf" in language else language
+    target["pattern"] = rf"^(?:auto|{_one_of(languages)})$"
+    language["description"] = "auto, or a language the chosen model knows."
+
+
+def _fish_rules(document: Document, settings: Settings, models: dict[str, Any]) -> None:
+    """The Fish Audio API's paths: the TTS text limit and ``model`` header, the ASR languages, and
+    the tags, files and language of model forms."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    for name in ("FishTtsBody", "FishLiveStart"):
+        if name in schemas:
+            text = schemas[name]["properties"]["text"]
+            text.update(maxLength=settings.tts.max_text_chars, description=TEXT_RULE)
+    tts = document.get("paths", {}).get(FISH_TTS, {}).get("post", {})
+    for parameter in tts.get("parameters", []):
+        if parameter["name"] == "model":  # a header is never null: absent means the default
+            parameter["schema"] = {
+                "type": "string",
+                "enum": fish_models(settings.tts),
+                "default": DEFAULT_MODEL,
+            }
+    if "FishAsrBody" in schemas and models:
+        _asr_rules(schemas["FishAsrBody"]["properties"], models)
+    form = document.get("paths", {}).get(FISH_ASR, {}).get("post", {}).get("requestBody", {})
+    properties = form.get("content", {}).get("multipart/form-data", {}).get("schema", {}).get("properties")
+    if properties and models:
+        _asr_rules(properties, models)
+    tag = {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS, "pattern": TAG_PATTERN}
+    tags = {"anyOf": [{"type": "array", "items": tag, "maxItems": MAX_TAGS}]}
+    for name in schemas:
+        if name.startswith(("Body_create_model_model_", "Body_update_model_model_")):
+            properties = schemas[name]["properties"]
+            properties["tags"] = {**properties["tags"], **tags}
+            for field, schema in properties.items():
+                # A form field is sent or not: it is never null (absent means unchanged or default).
+                if "anyOf" in schema:
+                    branches = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+                    properties[field] = {**schema, **branches[0]}
+        if name.startswith("Body_create_model_model_"):
+            created = schemas[name]["properties"]
+            created["voices"].update(minItems=1, maxItems=settings.voices.max_files)
+            created["texts"].update(maxItems=settings.voices.max_files)
+            languages = {base_language(language) for language in settings.voices.base_voices}
+            created["language"]["pattern"] = rf"^{_one_of(languages)}(?:[-_][A-Za-z0-9]{{2,8}})?$"
 
 
 def _operations(document: Document) -> Iterable[dict[str, Any]]:

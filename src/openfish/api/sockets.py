@@ -215,14 +215,21 @@ ConversationFactory = Callable[[RealtimeSocket, Principal, Services], Conversati
 
 
 async def serve_socket(
-    websocket: WebSocket, *, feature: str, legacy: bool, conversation: ConversationFactory
+    websocket: WebSocket,
+    *,
+    feature: str,
+    legacy: bool,
+    conversation: ConversationFactory,
+    framing: Framing = Framing.JSON,
 ) -> None:
     """Accept, authenticate, gate and run one realtime socket; every way it can end is handled here.
 
     v1 sockets take the token from ``Authorization: Bearer``; legacy ones also from ``?token=``.
+    ``framing`` is that of what is sent before a stream's ``start`` fixes it (errors, greetings).
     """
     services: Services = websocket.app.state.services
     socket = RealtimeSocket(websocket, services, legacy=legacy)
+    socket.framing = framing
     await websocket.accept(headers=[(b"x-request-id", socket.request_id.encode())])
     error: OpenfishError | None = None
     try:

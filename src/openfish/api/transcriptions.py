@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.datastructures import UploadFile
 
@@ -14,10 +15,12 @@ from openfish.api.envelopes import error_responses
 from openfish.errors import InvalidRequest, UnsupportedMediaType
 from openfish.middleware import request_id_of
 from openfish.paths import V1
+from openfish.services.asr.captions import CAPTION_TYPES, captions
 
 router = APIRouter(prefix=V1, tags=["transcriptions"])
 
 _LANGUAGE = r"^(auto|[A-Za-z]{2,3})$"
+ResponseFormat = Literal["json", "srt", "vtt"]
 
 
 class TranscriptionBody(BaseModel):
@@ -29,6 +32,9 @@ class TranscriptionBody(BaseModel):
     language: str = Field(default="auto", pattern=_LANGUAGE)
     words: StrictBool = Field(default=False, description="Include word timestamps.")
     model: str | None = Field(default=None, max_length=60, examples=["whisper-base", "whisper-tiny-en"])
+    response_format: ResponseFormat = Field(
+        default="json", description="json (the transcript object), or captions: srt or vtt."
+    )
 
 
 class WordOut(BaseModel):
@@ -68,14 +74,19 @@ _MULTIPART_SCHEMA = {
         "language": {"type": "string", "pattern": _LANGUAGE},
         "words": {"type": "boolean"},
         "model": {"type": "string", "maxLength": 60},
+        "response_format": {"type": "string", "enum": ["json", "srt", "vtt"]},
     },
 }
+_CAPTIONS = {media.split(";")[0]: {"schema": {"type": "string"}} for media in CAPTION_TYPES.values()}
 
 
 @router.post(
     "/speech/transcriptions",
     response_model=TranscriptionOut,
-    responses=error_responses(402, 403, 404, 413, 415, 422, 503),
+    responses={
+        200: {"description": "The transcript (json), or its captions (srt, vtt).", "content": _CAPTIONS},
+        **error_responses(402, 403, 404, 413, 415, 422, 503),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -88,7 +99,7 @@ _MULTIPART_SCHEMA = {
 )
 async def transcribe(
     request: Request, principal: CurrentAccount, transcription: TranscriptionDep
-) -> TranscriptionOut:
+) -> TranscriptionOut | Response:
     """Transcribe speech with segment (and optionally word) timestamps; billed per second of audio."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "multipart/form-data":
@@ -109,6 +120,15 @@ async def transcribe(
         reference=f"asr:{request_id_of(request.scope)}",
     )
     transcript = result.transcript
+    if options["response_format"] in CAPTION_TYPES:
+        return Response(
+            captions(transcript.segments, options["response_format"]),
+            media_type=CAPTION_TYPES[options["response_format"]],
+            headers={
+                "X-Credits-Used": str(result.credits),
+                "X-Quota-Remaining": str(result.charge.quota_remaining),
+            },
+        )
     return TranscriptionOut(
         text=transcript.text,
         duration=round(transcript.duration, 3),
@@ -139,7 +159,7 @@ async def _from_form(request: Request) -> tuple[dict[str, Any], bytes]:
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("file: a multipart field `file` with the audio is required")
         fields: dict[str, Any] = {"audioUrl": "upload"}
-        for name in ("language", "words", "model"):
+        for name in ("language", "words", "model", "response_format"):
             value = form.get(name)
             if value is None or value == "":
                 continue

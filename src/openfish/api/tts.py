@@ -25,9 +25,19 @@ from openfish.services.tts.synthesis import SynthesisService
 router = APIRouter(prefix=V1, tags=["tts"])
 legacy_router = APIRouter(prefix=LEGACY, tags=["legacy"])
 
-AudioFormat = Literal["mp3", "wav", "pcm", "opus"]
+AudioFormat = Literal["mp3", "wav", "pcm", "opus", "aac", "flac"]
 Emotion = Literal["happy", "sad", "angry", "fearful", "disgusted", "surprised", "calm", "fluent", "auto"]
 Number = Annotated[float, Field(strict=True)]
+
+
+def clean_text(text: str) -> str:
+    """Text to speak as a validator takes it: valid Unicode (no lone surrogates), and control
+    characters other than line breaks and tabs, which carry nothing to say, turned into spaces."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from exc
+    return "".join(c if c >= " " or c in "\n\t" else " " for c in text)
 
 
 class TtsBody(BaseModel):
@@ -50,12 +60,7 @@ class TtsBody(BaseModel):
     @field_validator("text")
     @classmethod
     def _speakable(cls, text: str) -> str:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError("must be valid Unicode (no lone surrogates)") from exc
-        # Control characters other than line breaks and tabs carry nothing to say.
-        return "".join(c if c >= " " or c in "\n\t" else " " for c in text)
+        return clean_text(text)
 
     @model_validator(mode="after")
     def _one_voice(self) -> TtsBody:
@@ -119,7 +124,9 @@ AUDIO_RESPONSE: dict[int | str, dict[str, Any]] = {
         "cache=true: JSON with a signed URL of the stored audio.",
         "headers": _USAGE_HEADERS,
         "model": TtsStored,
-        "content": {"audio/mpeg": _BINARY, "audio/wav": _BINARY, "audio/pcm": _BINARY, "audio/ogg": _BINARY},
+        "content": dict.fromkeys(
+            ("audio/mpeg", "audio/wav", "audio/pcm", "audio/ogg", "audio/aac", "audio/flac"), _BINARY
+        ),
     }
 }
 
@@ -152,7 +159,13 @@ class TtsResponder:
                 expires_at=datetime.fromtimestamp(expires, UTC),
             )
             return JSONResponse(answer.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
-        stream = await self.synthesis.start(account_id, body.to_request(), reference)
+        return await self.stream(request, body.to_request(), account_id)
+
+    async def stream(self, request: Request, speech: TtsRequest, account_id: str) -> StreamingResponse:
+        """Stream the audio of ``speech`` as it is made, with the usage headers; the hold is captured
+        when the last byte is ready and released if the stream fails or is abandoned."""
+        reference = f"tts:{request_id_of(request.scope)}"
+        stream = await self.synthesis.start(account_id, speech, reference)
         headers = {
             "X-Characters-Used": str(stream.plan.characters),
             "X-Credits-Used": str(stream.plan.credits),

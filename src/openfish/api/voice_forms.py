@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from fastapi import Depends, File, Form, Request, UploadFile
@@ -18,6 +18,7 @@ from openfish.errors import InvalidRequest
 from openfish.services.accounts.idempotency import request_fingerprint
 from openfish.services.runtime.workers import WorkerPool
 from openfish.services.voices.catalog import VoiceService, VoiceView
+from openfish.services.voices.labels import Cover
 from openfish.services.voices.uploads import Upload, check_uploads
 
 Visibility = Literal["private", "unlist", "public"]
@@ -33,6 +34,11 @@ class VoiceForm:
     language: str
     uploads: list[Upload]
     transcripts: list[str]
+    #: Checked tags and cover image (the Fish Audio API's model fields; v1 has neither).
+    tags: list[str] = field(default_factory=list)
+    cover: Cover | None = None
+    #: The form field the audio came in, for error messages.
+    files_field: str = "audioFiles"
 
     @classmethod
     async def read(
@@ -54,11 +60,7 @@ class VoiceForm:
             raise InvalidRequest(f"{', '.join(unknown)}: unknown field; expected {expected}")
         if len(transcripts) > len(files):
             raise InvalidRequest(f"transcripts: {len(transcripts)} given for {len(files)} audio files")
-        for label, text in (("name", name), ("description", description), *_numbered(transcripts)):
-            if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in text):
-                raise InvalidRequest(f"{label}: must not contain control characters")
-        if "\n" in name or "\t" in name or not name.strip():
-            raise InvalidRequest("name: must be one line of visible text")
+        check_texts(("name", name), [("description", description), *numbered("transcripts", transcripts)])
         uploads = [Upload(filename=file.filename or "", data=await file.read()) for file in files]
         return cls(name, description, visibility, language, uploads, transcripts)
 
@@ -82,8 +84,21 @@ FORM_FIELDS = frozenset({"name", "description", "visibility", "language", "trans
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 
 
-def _numbered(texts: list[str]) -> list[tuple[str, str]]:
-    return [(f"transcripts[{index}]", text) for index, text in enumerate(texts)]
+def numbered(name: str, texts: list[str]) -> list[tuple[str, str]]:
+    """Each text labelled with its field's ``name`` and index (``transcripts[0]``), for errors."""
+    return [(f"{name}[{index}]", text) for index, text in enumerate(texts)]
+
+
+def check_texts(name: tuple[str, str] | None, texts: list[tuple[str, str]]) -> None:
+    """400 for control characters (other than line breaks and tabs) in any labelled text, or a
+    ``(label, name)`` that is not one line of visible text."""
+    for label, text in [*([name] if name else []), *texts]:
+        if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in text):
+            raise InvalidRequest(f"{label}: must not contain control characters")
+    if name is not None:
+        label, value = name
+        if "\n" in value or "\t" in value or not value.strip():
+            raise InvalidRequest(f"{label}: must be one line of visible text")
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,7 @@ class VoiceMaker:
 
     async def make(self, account_id: str, form: VoiceForm) -> VoiceView:
         """Check the uploads (in the pool: decoding blocks), store the voice and queue its analysis."""
-        references = await self.pool.submit(lambda: check_uploads(form.uploads, self.rules))
+        references = await self.pool.submit(lambda: check_uploads(form.uploads, self.rules, form.files_field))
         voice = await self.voices.create(
             account_id,
             name=form.name,
@@ -105,6 +120,8 @@ class VoiceMaker:
             language=form.language,
             references=references,
             transcripts=form.transcripts,
+            tags=form.tags,
+            cover=form.cover,
         )
         return await self.voices.get(account_id, voice.id)
 

@@ -1,4 +1,5 @@
-"""Encoders that turn float32 mono speech into mp3, wav, raw pcm or Ogg Opus bytes as it is made.
+"""Encoders that turn float32 mono speech into mp3, wav, raw pcm, Ogg Opus, AAC (ADTS) or FLAC
+bytes as it is made.
 
 Every encoder is incremental: ``header()`` once, ``encode()`` for each chunk of audio, ``finish()``
 once at the end; concatenating what they return gives a complete file. An encoder keeps state and
@@ -15,7 +16,7 @@ import lameenc
 import numpy as np
 import numpy.typing as npt
 
-AUDIO_FORMATS = ("mp3", "wav", "pcm", "opus")
+AUDIO_FORMATS = ("mp3", "wav", "pcm", "opus", "aac", "flac")
 
 Samples = npt.NDArray[np.float32]
 
@@ -26,6 +27,9 @@ _MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 4
 _OPUS_RATE = 48000
 _OPUS_FRAME = 960  # 20 ms at 48 kHz, libopus' default frame duration
 _OPUS_BITRATE = 48_000
+_AAC_BITRATE = 64_000
+# Samples per FLAC frame: 46 ms at 22.05 kHz, so a stream's audio leaves as it is made.
+_FLAC_FRAME = 1024
 # The Ogg muxer holds packets until a page spans this long (default 1 s, which would stall a
 # stream). 40 ms keeps first audio within ~0.1 s of input while page overhead stays near 5 %.
 _OGG_PAGE_DURATION_US = 40_000
@@ -111,10 +115,14 @@ class _Encoder:
     format: str
     content_type: str
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, bitrate_kbps: int | None = None) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample rate must be positive, got {sample_rate}")
+        if bitrate_kbps is not None and bitrate_kbps <= 0:
+            raise ValueError(f"bitrate must be positive, got {bitrate_kbps}")
         self.sample_rate = sample_rate
+        #: The bitrate asked for (formats with one: mp3, opus); None: the format's default.
+        self.bitrate_kbps = bitrate_kbps
         self._finished = False
 
     def header(self) -> bytes:
@@ -144,8 +152,8 @@ class PcmEncoder(_Encoder):
 
     format = "pcm"
 
-    def __init__(self, sample_rate: int) -> None:
-        super().__init__(sample_rate)
+    def __init__(self, sample_rate: int, bitrate_kbps: int | None = None) -> None:
+        super().__init__(sample_rate, bitrate_kbps)
         # Raw PCM says nothing about itself, so the content type carries everything needed to play it.
         self.content_type = f"audio/pcm;rate={sample_rate};encoding=s16le;channels=1"
 
@@ -167,13 +175,13 @@ class WavEncoder(_Encoder):
 
 
 class Mp3Encoder(_Encoder):
-    """Constant-bitrate mono MP3 via LAME (64 kbps up to 24 kHz input, 96 kbps above)."""
+    """Constant-bitrate mono MP3 via LAME (by default 64 kbps up to 24 kHz input, 96 kbps above)."""
 
     format = "mp3"
     content_type = "audio/mpeg"
 
-    def __init__(self, sample_rate: int) -> None:
-        super().__init__(sample_rate)
+    def __init__(self, sample_rate: int, bitrate_kbps: int | None = None) -> None:
+        super().__init__(sample_rate, bitrate_kbps)
         self._lame = lameenc.Encoder()
         self._lame.set_channels(1)
         self._lame.set_in_sample_rate(sample_rate)
@@ -181,7 +189,8 @@ class Mp3Encoder(_Encoder):
             # LAME otherwise picks its own output rate from the bitrate (44.1 kHz at 32 kbps comes out
             # at 22.05 kHz); pinning it keeps the rate clients get independent of that choice.
             self._lame.set_out_sample_rate(sample_rate)
-        self.bitrate_kbps = 64 if sample_rate <= 24000 else 96
+        if self.bitrate_kbps is None:
+            self.bitrate_kbps = 64 if sample_rate <= 24000 else 96
         self._lame.set_bit_rate(self.bitrate_kbps)
         # 3 is LAME's default speed/quality trade-off; 2 ("high") took about 2.3x the CPU when
         # measured (10 s at 22.05 kHz: 57 ms vs 25 ms), which adds up across concurrent streams.
@@ -213,36 +222,51 @@ class _ByteSink:
         return out
 
 
-class OpusEncoder(_Encoder):
-    """Ogg Opus at 48 kHz, 48 kbps; input at any rate is resampled inside."""
+class _PyAVEncoder(_Encoder):
+    """A codec in a container through PyAV, muxed forward only (no seeking back to patch headers)
+    so every byte is final when it is returned. Input at any rate is resampled (and re-chunked to
+    the codec's frame size) inside."""
 
-    format = "opus"
-    content_type = "audio/ogg; codecs=opus"
+    container: str
+    codec: str
+    #: The codec's sample format, the samples per frame it takes, and its rate (None: the input's).
+    sample_format: str
+    frame_size: int
+    rate: int | None = None
+    #: Bits per second unless the caller asks for another bitrate (None: the codec has none).
+    default_bitrate: int | None = None
+    container_options: dict[str, str] = {}  # noqa: RUF012 (read only)
+    codec_options: dict[str, str] = {}  # noqa: RUF012 (read only)
 
-    def __init__(self, sample_rate: int) -> None:
-        super().__init__(sample_rate)
+    def __init__(self, sample_rate: int, bitrate_kbps: int | None = None) -> None:
+        super().__init__(sample_rate, bitrate_kbps)
+        rate = self.rate or sample_rate
         self._sink = _ByteSink()
         self._container = av.open(
             self._sink,
             mode="w",
-            format="ogg",
-            container_options={"page_duration": str(_OGG_PAGE_DURATION_US)},
-            # A small I/O buffer so finished pages reach the caller instead of waiting for 32 KiB.
+            format=self.container,
+            container_options=self.container_options,
+            # A small I/O buffer so finished packets reach the caller instead of waiting for 32 KiB.
             buffer_size=4096,
         )
-        self._stream = self._container.add_stream(
-            "libopus", rate=_OPUS_RATE, layout="mono", options={"application": "audio"}
-        )
-        self._stream.bit_rate = _OPUS_BITRATE
-        # Libopus only accepts whole 20 ms frames (bar the last), so the resampler re-chunks too.
+        stream = self._container.add_stream(self.codec, rate=rate, layout="mono", options=self.codec_options)
+        assert isinstance(stream, av.AudioStream)  # an audio codec's stream
+        self._stream = stream
+        if self.default_bitrate is not None:
+            self._stream.bit_rate = self.bitrate_kbps * 1000 if self.bitrate_kbps else self.default_bitrate
         self._resampler = av.AudioResampler(
-            format="flt", layout="mono", rate=_OPUS_RATE, frame_size=_OPUS_FRAME
+            format=self.sample_format, layout="mono", rate=rate, frame_size=self.frame_size
         )
 
     def _encode(self, samples: Samples) -> bytes:
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples).reshape(1, -1), format="flt", layout="mono"
-        )
+        # 16-bit codecs get our own conversion (as WAV and PCM do), not the resampler's scaling.
+        if self.sample_format == "s16":
+            frame = av.AudioFrame.from_ndarray(to_int16(samples).reshape(1, -1), format="s16", layout="mono")
+        else:
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples).reshape(1, -1), format="flt", layout="mono"
+            )
         frame.sample_rate = self.sample_rate
         self._push(self._resampler.resample(frame))
         return self._sink.drain()
@@ -258,31 +282,73 @@ class OpusEncoder(_Encoder):
             self._container.mux(self._stream.encode(frame))
 
 
+class OpusEncoder(_PyAVEncoder):
+    """Ogg Opus at 48 kHz, 48 kbps unless told otherwise."""
+
+    format = "opus"
+    content_type = "audio/ogg; codecs=opus"
+    container = "ogg"
+    codec = "libopus"
+    # Libopus only accepts whole 20 ms frames (bar the last).
+    sample_format, frame_size, rate = "flt", _OPUS_FRAME, _OPUS_RATE
+    default_bitrate = _OPUS_BITRATE
+    container_options = {"page_duration": str(_OGG_PAGE_DURATION_US)}  # noqa: RUF012
+    codec_options = {"application": "audio"}  # noqa: RUF012
+
+
+class AacEncoder(_PyAVEncoder):
+    """AAC-LC in ADTS frames (each self-describing, so the stream plays from any point) at the
+    input's rate, 64 kbps unless told otherwise. Decoders add about 46 ms of priming at the start."""
+
+    format = "aac"
+    content_type = "audio/aac"
+    container = "adts"
+    codec = "aac"
+    sample_format, frame_size = "fltp", 1024
+    default_bitrate = _AAC_BITRATE
+
+
+class FlacEncoder(_PyAVEncoder):
+    """16-bit FLAC at the input's rate. Written forward only, so STREAMINFO does not state the total
+    length (decoders read to the end, as for a stream); the audio itself is lossless."""
+
+    format = "flac"
+    content_type = "audio/flac"
+    container = "flac"
+    codec = "flac"
+    sample_format, frame_size = "s16", _FLAC_FRAME
+
+
 _ENCODERS: dict[str, type[_Encoder]] = {
     "mp3": Mp3Encoder,
     "wav": WavEncoder,
     "pcm": PcmEncoder,
     "opus": OpusEncoder,
+    "aac": AacEncoder,
+    "flac": FlacEncoder,
 }
 
 
-def make_encoder(fmt: str, sample_rate: int) -> StreamEncoder:
-    """A fresh streaming encoder for ``fmt`` (one of ``AUDIO_FORMATS``); ValueError if unknown."""
+def make_encoder(fmt: str, sample_rate: int, bitrate_kbps: int | None = None) -> StreamEncoder:
+    """A fresh streaming encoder for ``fmt`` (one of ``AUDIO_FORMATS``); ValueError if unknown.
+    ``bitrate_kbps`` sets the bitrate of formats that have one (mp3, opus, aac); others ignore it."""
     try:
         encoder_type = _ENCODERS[fmt]
     except KeyError:
         raise ValueError(
             f"unknown audio format {fmt!r}; expected one of {', '.join(AUDIO_FORMATS)}"
         ) from None
-    return encoder_type(sample_rate)
+    return encoder_type(sample_rate, bitrate_kbps)
 
 
-def encode_complete(samples: npt.NDArray[np.floating], fmt: str, sample_rate: int) -> bytes:
+def encode_complete(
+    samples: npt.NDArray[np.floating], fmt: str, sample_rate: int, bitrate_kbps: int | None = None
+) -> bytes:
     """Encode audio known in full up front, e.g. for storing; WAV gets its exact sizes."""
     if fmt == "wav":
         if sample_rate <= 0:
             raise ValueError(f"sample rate must be positive, got {sample_rate}")
         data = _pcm_bytes(_mono_float32(samples))
         return _wav_header(sample_rate, len(data)) + data
-    encoder = make_encoder(fmt, sample_rate)
+    encoder = make_encoder(fmt, sample_rate, bitrate_kbps)
     return encoder.header() + encoder.encode(samples) + encoder.finish()

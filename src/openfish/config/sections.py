@@ -91,6 +91,17 @@ class SurfaceSettings(BaseModel):
     asr: bool = True
     files: bool = True
     lipsync: bool = True
+    fish_compat: bool = Field(
+        default=True,
+        description="The official Fish Audio API at the server root (/v1/tts, /v1/tts/live, /v1/asr, "
+        "/model, /wallet), for the fish-audio-sdk clients; docs/clients.md.",
+    )
+    openai_compat: bool = Field(
+        default=True,
+        description="The OpenAI audio API under /v1 (/v1/audio/speech, /v1/audio/transcriptions, "
+        "/v1/audio/translations, /v1/models), for openai clients; docs/clients.md. Its speech and "
+        "transcription paths also need the tts and asr surfaces.",
+    )
 
 
 class VersionProfile(BaseModel):
@@ -99,6 +110,22 @@ class VersionProfile(BaseModel):
     noise_scale: float | None = Field(default=None, ge=0, le=2)
     noise_w: float | None = Field(default=None, ge=0, le=2)
     emotion: bool = Field(default=False, description="Whether `emotion` may be set with this version.")
+
+
+def _default_fish_models() -> dict[str, str]:
+    return {
+        "speech-1.5": "v1",
+        "speech-1.6": "v2",
+        "agent-x0": "v2",
+        "s1": "s1",
+        "s1-mini": "s1",
+        "s2-pro": "v3-hd",
+        "s2.1-pro": "v3-hd",
+    }
+
+
+def _default_openai_models() -> dict[str, str]:
+    return {"tts-1": "v1", "tts-1-hd": "v3-hd", "gpt-4o-mini-tts": "v3-turbo"}
 
 
 def _default_versions() -> dict[str, VersionProfile]:
@@ -132,6 +159,22 @@ class TtsSettings(BaseModel):
     kokoro: bool = Field(default=True, description="Serve Japanese with Kokoro if installed.")
     espeak: bool = Field(default=True, description="Serve other languages with espeak-ng if installed.")
     versions: dict[str, VersionProfile] = Field(default_factory=_default_versions)
+    fish_models: dict[str, str] = Field(
+        default_factory=_default_fish_models,
+        description="The Fish Audio API's `model` header → one of `versions` (POST /v1/tts and "
+        "/v1/tts/live; no header means s1). A model whose version is not configured is refused.",
+    )
+    openai_models: dict[str, str] = Field(
+        default_factory=_default_openai_models,
+        description="The OpenAI speech `model` → one of `versions` (dated snapshots by their base "
+        "name); our version names are accepted as models too.",
+    )
+    openai_voices: dict[str, str] = Field(
+        default_factory=dict,
+        description="OpenAI voice names (alloy, ash, ballad, cedar, coral, echo, fable, marin, nova, "
+        "onyx, sage, shimmer, verse) → voice ids; a name not listed speaks the default voice of the "
+        "text's language.",
+    )
 
 
 class VoiceSettings(BaseModel):

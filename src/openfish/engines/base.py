@@ -134,6 +134,28 @@ class Segment:
     end: float
     text: str
     words: list[Word] | None = None
+    #: What the decoder reported (Whisper's own measures; 0 where an engine has none): the average
+    #: log probability of its tokens, its compression ratio, the probability that it is silence,
+    #: the temperature it was decoded at, the token ids, and where in the audio it was decoded from
+    #: (in 10 ms frames).
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    temperature: float = 0.0
+    tokens: tuple[int, ...] = ()
+    seek: int = 0
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to decode speech beyond the language: ``task`` ``transcribe`` (text in the language
+    spoken) or ``translate`` (English text, Whisper's translate task); ``prompt``, text that came
+    before (style, names, spelling); ``temperature``, one sampling temperature (None: greedy first,
+    then higher temperatures where the decode fails its checks)."""
+
+    task: str = "transcribe"
+    prompt: str | None = None
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +190,19 @@ class TranscriptionEngine(Protocol):
         """Language codes the model can transcribe."""
         ...
 
-    def transcribe(self, audio: Audio, sample_rate: int, *, language: str | None, words: bool) -> Transcript:
+    def tasks(self) -> frozenset[str]:
+        """The ``DecodeOptions.task`` values the model can do (``transcribe``; ``translate``)."""
+        ...
+
+    def transcribe(
+        self,
+        audio: Audio,
+        sample_rate: int,
+        *,
+        language: str | None,
+        words: bool,
+        options: DecodeOptions | None = None,
+    ) -> Transcript:
         """Transcribe mono float audio; ``language`` None means detect it."""
         ...
 

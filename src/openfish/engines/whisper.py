@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from openfish.audio.resample import resample
-from openfish.engines.base import Audio, EngineError, Segment, Transcript, Word
+from openfish.engines.base import Audio, DecodeOptions, EngineError, Segment, Transcript, Word
 
 BASE_MODEL_SIZE = 145_217_532
 BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -28,6 +28,8 @@ _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _STAMP = ".verified.json"
 _CHUNK = 1 << 20
 _RATE = 16_000
+#: Greedy first; a decode that fails the log-probability or compression checks is tried again hotter.
+_FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _assembly_lock = threading.Lock()
 
 
@@ -191,9 +193,24 @@ class WhisperEngine:
 
         return frozenset(_LANGUAGE_CODES) - {"yue"}
 
-    def transcribe(self, audio: Audio, sample_rate: int, *, language: str | None, words: bool) -> Transcript:
+    def tasks(self) -> frozenset[str]:
+        # English-only models have no translate token: they would transcribe instead.
+        return frozenset({"transcribe"}) if self._english_only else frozenset({"transcribe", "translate"})
+
+    def transcribe(
+        self,
+        audio: Audio,
+        sample_rate: int,
+        *,
+        language: str | None,
+        words: bool,
+        options: DecodeOptions | None = None,
+    ) -> Transcript:
+        options = options or DecodeOptions()
         if language is not None and language not in self.languages():
             raise ValueError(f"{self._name} cannot transcribe language {language!r}")
+        if options.task not in self.tasks():
+            raise ValueError(f"{self._name} cannot {options.task}")
         if sample_rate <= 0 or audio.ndim != 1:
             raise ValueError("audio must be mono samples at a positive sample rate")
         if self._english_only:
@@ -207,8 +224,10 @@ class WhisperEngine:
             found, info = self._model.transcribe(
                 samples,
                 language=language,
+                task=options.task,
+                initial_prompt=options.prompt or None,
                 beam_size=1,
-                temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+                temperature=_FALLBACK_TEMPERATURES if options.temperature is None else options.temperature,
                 vad_filter=True,
                 word_timestamps=words,
                 condition_on_previous_text=False,
@@ -227,7 +246,20 @@ class WhisperEngine:
             start = min(max(float(s.start), last), duration)
             end = min(max(float(s.end), start), duration)
             ws = _words(s.words, start, end) if words else None
-            segments.append(Segment(start=start, end=end, text=s.text.strip(), words=ws))
+            segments.append(
+                Segment(
+                    start=start,
+                    end=end,
+                    text=s.text.strip(),
+                    words=ws,
+                    avg_logprob=float(s.avg_logprob),
+                    compression_ratio=float(s.compression_ratio),
+                    no_speech_prob=float(s.no_speech_prob),
+                    temperature=float(s.temperature or 0.0),
+                    tokens=tuple(int(t) for t in s.tokens),
+                    seek=int(s.seek),
+                )
+            )
             last = start
         text = " ".join(s.text for s in segments).strip()
         return Transcript(

@@ -157,6 +157,10 @@ class Voice(Base):
     reference_count: Mapped[int] = mapped_column(Integer)
     speech_seconds: Mapped[float] = mapped_column(Float)
     transcripts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Labels for finding the voice (the Fish Audio API's model tags), in the order given.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Content type of the voice's cover image (a blob beside its clips); None: no cover.
+    cover_type: Mapped[str | None] = mapped_column(String(40), nullable=True)
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

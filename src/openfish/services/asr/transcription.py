@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from openfish.audio.decode import AudioTooLong, UndecodableAudio, decode_audio
 from openfish.config import Settings
-from openfish.engines.base import EngineError, Transcript, TranscriptionEngine
+from openfish.engines.base import DecodeOptions, EngineError, Transcript, TranscriptionEngine
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import EngineUnavailable, InvalidRequest, PayloadTooLarge, Unprocessable
 from openfish.services.accounts.billing import BillingService, ChargeResult
@@ -48,14 +48,24 @@ class TranscriptionService:
         """The bytes behind ``audioUrl`` (see ``MediaInputs``)."""
         return await self._media.read(account_id, url, label="audioUrl")
 
-    def check(self, model: str | None, language: str | None) -> tuple[TranscriptionEngine, str | None]:
+    def check(
+        self, model: str | None, language: str | None, task: str = "transcribe"
+    ) -> tuple[TranscriptionEngine, str | None]:
         """The engine and language code (None: detect) for a request, or 400 saying what is wrong.
         Called before any audio is fetched or decoded."""
         engine = self.engine(model)
         wanted = None if language in (None, "", "auto") else language.lower()
         if wanted is not None and wanted not in engine.languages():
             raise InvalidRequest(f"language: {language!r} is not a language {engine.name} knows")
+        if task not in engine.tasks():
+            raise InvalidRequest(
+                f"model: {engine.name} cannot {task} (it can {', '.join(sorted(engine.tasks()))})"
+            )
         return engine, wanted
+
+    def models(self) -> list[str]:
+        """The names of the transcription models here."""
+        return [engine.name for engine in self._engines.transcribers()]
 
     def engine(self, model: str | None) -> TranscriptionEngine:
         """The engine for ``model`` (default from settings)."""
@@ -75,10 +85,13 @@ class TranscriptionService:
         words: bool,
         model: str | None,
         reference: str,
+        options: DecodeOptions | None = None,
     ) -> TranscriptionResult:
-        """Decode, check, hold, transcribe, capture; nothing is charged if anything fails."""
+        """Decode, check, hold, transcribe (or translate, per ``options``), capture; nothing is
+        charged if anything fails. Translation is billed like transcription: per second of audio."""
         rules = self._settings.asr
-        engine, wanted = self.check(model, language)
+        options = options or DecodeOptions()
+        engine, wanted = self.check(model, language, options.task)
         if len(data) > rules.max_bytes:
             raise PayloadTooLarge(f"the audio is larger than {rules.max_bytes} bytes")
         try:
@@ -95,7 +108,7 @@ class TranscriptionService:
             try:
                 transcript = await self._pool.submit(
                     lambda: engine.transcribe(
-                        decoded.samples, decoded.sample_rate, language=wanted, words=words
+                        decoded.samples, decoded.sample_rate, language=wanted, words=words, options=options
                     )
                 )
             except EngineError as exc:

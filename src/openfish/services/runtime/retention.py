@@ -1,10 +1,11 @@
 """Stored results do not pile up: the maintenance loop deletes what has outlived its retention.
 
 ``cache=true`` audio is content-addressed and reused by identical requests, so its age counts from
-its last use (a reuse touches it). Job results (TTS audio, lip-sync videos) count from when they were
-made (each job kind names where it keeps them); after that their job still reads, but its result
-URL answers 404. Scratch space left by an interrupted render is cleared too. (Kept job inputs are
-the job framework's: ``JobService.sweep_inputs``.)
+its last use (a reuse touches it); so does that of inline reference profiles. Job results (TTS
+audio, lip-sync videos) count from when they were made (each job kind names where it keeps them);
+after that their job still reads, but its result URL answers 404. Scratch space left by an
+interrupted render is cleared too. (Kept job inputs are the job framework's:
+``JobService.sweep_inputs``.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from openfish.config import Settings
 from openfish.jobs.kinds import BlobArea
 from openfish.services.tts.synthesis import STORED_AREA
+from openfish.services.voices.conversion import REFERENCE_AREA
 from openfish.store.blobs import BlobStore
 
 
@@ -34,7 +36,11 @@ def sweep(blobs: BlobStore, settings: Settings, now: datetime, job_results: Sequ
     """Delete everything past its retention (blocking: run it in the worker pool); ``job_results``
     are where the job kinds keep their results."""
     keep = settings.retention
-    stored = _delete_unused(blobs, BlobArea(STORED_AREA), now - timedelta(seconds=keep.stored_audio_seconds))
+    unused_since = now - timedelta(seconds=keep.stored_audio_seconds)
+    # Inline reference profiles are kept like cache=true audio: a day after their last use.
+    stored = sum(
+        _delete_unused(blobs, BlobArea(area), unused_since) for area in (STORED_AREA, REFERENCE_AREA)
+    )
     results_since = now - timedelta(seconds=keep.job_results_seconds)
     results = sum(_delete_unused(blobs, area, results_since) for area in job_results)
     scratch_since = now - timedelta(seconds=keep.scratch_seconds)

@@ -62,7 +62,7 @@ class TtsJobs(JobKind[TtsRequest]):
         except (EngineError, OpenfishError) as exc:
             # Refusals of a request stored before a rule changed, engines gone, no audio made.
             raise JobFailed(getattr(exc, "message", str(exc))) from exc
-        name = output_name(job, plan.engine.sample_rate)
+        name = output_name(job, plan.sample_rate)
         await self._pool.submit(lambda: self._blobs.put(f"{JOB_AREA}/{name}", audio))
         return {"audio": name, "format": plan.format, "characters": plan.characters, "bytes": len(audio)}
 

@@ -159,6 +159,6 @@ class LiveSpeech:
         encoded, samples = await self._pool.submit(lambda: self._renderer.piece(piece), deadline=deadline)
         await self._send(encoded)
         self._meter.served(credits, len(piece))
-        self._audio_seconds += samples / self._plan.engine.sample_rate
+        self._audio_seconds += samples / self._plan.sample_rate
         self._queued -= len(piece)
         self._drained.set()

@@ -13,7 +13,12 @@ from openfish.engines.registry import EngineRegistry
 from openfish.errors import InvalidRequest, NotFound
 from openfish.services.tts.language import detect_language
 from openfish.services.tts.prosody import EMOTIONS, Prosody
-from openfish.services.tts.text_split import is_speakable, split_for_streaming
+from openfish.services.tts.text_split import (
+    FIRST_PIECE_CHARS,
+    PIECE_CHARS,
+    is_speakable,
+    split_for_streaming,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,14 @@ class TtsRequest:
     format: str = "mp3"
     emotion: str = "auto"
     language: str = "auto"
+    #: Output sample rate; None: the voice's own. Checked against the format here.
+    sample_rate: int | None = None
+    #: Bitrate of mp3 or opus output in kbps; None: the format's default.
+    bitrate_kbps: int | None = None
+    #: Longest piece the text is cut into, and the longest first piece (short: the first audio
+    #: leaves sooner); None: the defaults of ``text_split``.
+    piece_chars: int | None = None
+    first_piece_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,14 @@ class SynthesisPlan:
     characters: int
     credits: int
     conversion: Conversion | None = None
+    #: The rate the audio is delivered at (resampled from the engine's when they differ).
+    output_rate: int | None = None
+    bitrate_kbps: int | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        """The sample rate of the delivered audio."""
+        return self.output_rate or self.engine.sample_rate
 
 
 class SpeechPlanner:
@@ -79,9 +100,11 @@ class SpeechPlanner:
         text = request.text.strip()
         plan = self.plan_stream(request)
         characters = len(text)
+        first = request.first_piece_chars or FIRST_PIECE_CHARS
+        longest = request.piece_chars or PIECE_CHARS
         return replace(
             plan,
-            pieces=split_for_streaming(text),
+            pieces=split_for_streaming(text, min(first, longest), longest),
             characters=characters,
             credits=characters * self._settings.tts.credits_per_character,
         )
@@ -99,6 +122,7 @@ class SpeechPlanner:
         if request.emotion != "auto" and not profile.emotion:
             with_emotion = ", ".join(name for name, p in tts.versions.items() if p.emotion)
             raise InvalidRequest(f"emotion: only versions {with_emotion} support emotion control")
+        _check_output(request)
         engine, voice = self._voice(request, request.text.strip())
         prosody = EMOTIONS.get(request.emotion, Prosody())
         options = SynthesisOptions(voice=voice.id, noise_scale=profile.noise_scale, noise_w=profile.noise_w)
@@ -113,6 +137,8 @@ class SpeechPlanner:
             gain_db=request.volume_db + prosody.energy_db,
             characters=0,
             credits=0,
+            output_rate=request.sample_rate,
+            bitrate_kbps=request.bitrate_kbps,
         )
 
     def _voice(self, request: TtsRequest, text: str) -> tuple[SpeechEngine, VoiceInfo]:
@@ -142,6 +168,38 @@ class SpeechPlanner:
                 if _same_language(language, voice.language):
                     return engine, voice
         return None
+
+
+#: Output rates each format can be delivered at (Ogg Opus is always 48 kHz; MP3 only has its
+#: standard rates).
+OUTPUT_RATES: dict[str, frozenset[int]] = {
+    "mp3": frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}),
+    "wav": frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}),
+    "pcm": frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}),
+    "opus": frozenset({48000}),
+    "aac": frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}),
+    "flac": frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}),
+}
+#: Bitrates (kbps) each format with a bitrate can be encoded at.
+BITRATES: dict[str, frozenset[int]] = {
+    "mp3": frozenset({32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320}),
+    "opus": frozenset({16, 24, 32, 48, 64, 96, 128}),
+}
+
+
+def _check_output(request: TtsRequest) -> None:
+    """400 unless the format can be made at the requested rate and bitrate."""
+    rates = OUTPUT_RATES.get(request.format)
+    if request.sample_rate is not None and rates is not None and request.sample_rate not in rates:
+        allowed = ", ".join(str(rate) for rate in sorted(rates))
+        raise InvalidRequest(f"sample_rate: {request.format} can be made at {allowed} Hz")
+    if request.bitrate_kbps is not None:
+        bitrates = BITRATES.get(request.format)
+        if bitrates is None:
+            raise InvalidRequest(f"bitrate: {request.format} has no bitrate to set")
+        if request.bitrate_kbps not in bitrates:
+            allowed = ", ".join(str(rate) for rate in sorted(bitrates))
+            raise InvalidRequest(f"bitrate: {request.format} can be encoded at {allowed} kbps")
 
 
 def base_language(code: str) -> str:

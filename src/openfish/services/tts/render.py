@@ -1,5 +1,6 @@
 """The one audio render chain of text to speech, used by sync streams, stored audio, jobs and
-realtime alike: engine → voice conversion (made voices) → tempo and pitch → gain → encoder.
+realtime alike: engine → voice conversion (made voices) → tempo and pitch → gain → output rate
+(when a request asks for another than the engine's) → encoder.
 
 Every call blocks (synthesis, DSP, encoding): run it in the worker pool, one call at a time per
 :class:`Renderer` (the tempo filter and the encoder carry state from one piece to the next).
@@ -11,6 +12,7 @@ import numpy as np
 
 from openfish.audio.effects import TempoPitch
 from openfish.audio.encode import StreamEncoder, apply_gain_db, encode_complete, make_encoder
+from openfish.audio.resample import StreamResampler
 from openfish.engines.base import Audio, EngineError
 from openfish.services.tts.planner import SynthesisPlan
 
@@ -33,6 +35,7 @@ class Renderer:
     def __init__(self, plan: SynthesisPlan) -> None:
         self._plan = plan
         self._shaper = TempoPitch(plan.engine.sample_rate, plan.tempo, plan.pitch_semitones)
+        self._resampler = StreamResampler(plan.engine.sample_rate, plan.sample_rate)
         self._encoder: StreamEncoder | None = None
         self._started = False
 
@@ -40,7 +43,7 @@ class Renderer:
     def encoder(self) -> StreamEncoder:
         """The stream encoder of the plan's format (made on first use)."""
         if self._encoder is None:
-            self._encoder = make_encoder(self._plan.format, self._plan.engine.sample_rate)
+            self._encoder = make_encoder(self._plan.format, self._plan.sample_rate, self._plan.bitrate_kbps)
         return self._encoder
 
     def samples(self, text: str) -> Audio:
@@ -50,8 +53,9 @@ class Renderer:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
     def tail(self) -> Audio:
-        """What the tempo filter still holds, shaped: the end of the audio."""
-        return apply_gain_db(self._shaper.flush(), self._plan.gain_db)
+        """What the tempo filter and the resampler still hold, shaped: the end of the audio."""
+        rest = self._resampler.process(apply_gain_db(self._shaper.flush(), self._plan.gain_db))
+        return np.concatenate([rest, self._resampler.flush()])
 
     def header(self) -> bytes:
         """The stream's header (empty for formats without one); only the first call returns it."""
@@ -71,7 +75,8 @@ class Renderer:
         return self.header() + self.encoder.encode(tail) + self.encoder.finish(), tail.size
 
     def _shape(self, audio: Audio) -> Audio:
-        return apply_gain_db(self._shaper.process(converted(self._plan, audio)), self._plan.gain_db)
+        shaped = apply_gain_db(self._shaper.process(converted(self._plan, audio)), self._plan.gain_db)
+        return self._resampler.process(shaped)
 
 
 def render_whole(plan: SynthesisPlan) -> bytes:
@@ -80,4 +85,4 @@ def render_whole(plan: SynthesisPlan) -> bytes:
     samples = np.concatenate([*(renderer.samples(piece) for piece in plan.pieces), renderer.tail()])
     if samples.size == 0:
         raise NoAudio(f"{plan.engine.name} made no audio for this text")
-    return encode_complete(samples, plan.format, plan.engine.sample_rate)
+    return encode_complete(samples, plan.format, plan.sample_rate, plan.bitrate_kbps)

@@ -60,11 +60,14 @@ def stored_name(plan: SynthesisPlan) -> str:
             "pitch": round(plan.pitch_semitones, 6),
             "gain": round(plan.gain_db, 6),
             "format": plan.format,
+            # Only when asked for, so the names of audio stored before these options stay the same.
+            **({"rate": plan.output_rate} if plan.output_rate else {}),
+            **({"bitrate": plan.bitrate_kbps} if plan.bitrate_kbps else {}),
         },
         sort_keys=True,
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()
-    return f"{digest}_{plan.engine.sample_rate}.{plan.format}"
+    return f"{digest}_{plan.sample_rate}.{plan.format}"
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ class SynthesisService:
         """Each piece rendered and encoded in the pool, with its sample count; the next is queued
         while this one is sent, due when the listener will have played everything sent so far. The
         last job also ends the stream (tempo filter and encoder flushed)."""
-        rate = plan.engine.sample_rate
+        rate = plan.sample_rate
         last = len(plan.pieces) - 1
 
         def job(index: int) -> Callable[[], tuple[bytes, int]]:

@@ -38,27 +38,28 @@ class Reference:
         return encode_complete(self.samples, "wav", ANALYSIS_RATE)
 
 
-def check_uploads(uploads: list[Upload], rules: VoiceSettings) -> list[Reference]:
-    """Decode and check every upload (blocking: run in the worker pool); errors name the file."""
+def check_uploads(uploads: list[Upload], rules: VoiceSettings, field: str = "audioFiles") -> list[Reference]:
+    """Decode and check every upload (blocking: run in the worker pool); errors name the form
+    ``field`` and the file."""
     if not uploads:
-        raise InvalidRequest("audioFiles: at least one reference audio file is required")
+        raise InvalidRequest(f"{field}: at least one reference audio file is required")
     if len(uploads) > rules.max_files:
-        raise InvalidRequest(f"audioFiles: at most {rules.max_files} files")
-    references = [_check_one(index, upload, rules) for index, upload in enumerate(uploads)]
+        raise InvalidRequest(f"{field}: at most {rules.max_files} files")
+    references = [_check_one(f"{field}[{i}]", upload, rules) for i, upload in enumerate(uploads)]
     total = sum(reference.speech_seconds for reference in references)
     if total < rules.min_speech_seconds:
         raise Unprocessable(
-            f"audioFiles: {total:.1f} s of speech in all; at least {rules.min_speech_seconds:g} s is needed"
+            f"{field}: {total:.1f} s of speech in all; at least {rules.min_speech_seconds:g} s is needed"
         )
     if total > rules.max_speech_seconds:
         raise Unprocessable(
-            f"audioFiles: {total:.1f} s of speech in all; at most {rules.max_speech_seconds:g} s is allowed"
+            f"{field}: {total:.1f} s of speech in all; at most {rules.max_speech_seconds:g} s is allowed"
         )
     return references
 
 
-def _check_one(index: int, upload: Upload, rules: VoiceSettings) -> Reference:
-    label = f"audioFiles[{index}] ({upload.filename or 'unnamed'})"
+def _check_one(item: str, upload: Upload, rules: VoiceSettings) -> Reference:
+    label = f"{item} ({upload.filename or 'unnamed'})"
     if len(upload.data) > rules.max_file_bytes:
         raise PayloadTooLarge(f"{label}: larger than {rules.max_file_bytes} bytes")
     if not upload.data:
