@@ -243,6 +243,14 @@ async def test_listing_pages_filters_and_includes_builtin_voices(harness: Harnes
     assert builtin["status"] == "ready"
 
 
+async def list_models(harness: Harness, caller: Caller, **body: Any) -> dict[str, Any]:
+    """The legacy list-models answer for ``body``."""
+    listed = await harness.client.post("/api/open/list-models", headers=caller.headers, json=body)
+    assert listed.status_code == 200, listed.text
+    page: dict[str, Any] = listed.json()
+    return page
+
+
 async def test_legacy_model_paths(harness: Harness, caller: Caller) -> None:
     created = await harness.client.post(
         "/api/open/create-model",
@@ -262,6 +270,13 @@ async def test_legacy_model_paths(harness: Harness, caller: Caller) -> None:
     items = listed.json()["items"]
     assert [item["modelId"] for item in items] == [body["modelId"]]
     assert {"modelId", "title", "description", "created_at", "updated_at", "isPersonal"} <= set(items[0])
+    # Without the account's own models, the totals and pages count only what is listed.
+    everything = await list_models(harness, caller, modelType="all", pageSize=100)
+    public = await list_models(harness, caller, modelType="public", pageSize=1)
+    assert public["total"] == everything["total"] - 1 == public["totalPages"]
+    assert [item["isPersonal"] for item in public["items"]] == [False]
+    hidden = await list_models(harness, caller, modelType="personal", includePersonal=False)
+    assert (hidden["items"], hidden["total"], hidden["totalPages"]) == ([], 0, 0)
     other = await harness.new_caller()
     refused = await harness.client.post(
         "/api/open/delete-model", headers=other.headers, json={"modelId": body["modelId"]}

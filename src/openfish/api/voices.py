@@ -246,12 +246,10 @@ async def list_models(request: Request, principal: CurrentAccount, voices: Voice
         limit=body.pageSize,
         offset=(body.page - 1) * body.pageSize,
         personal_only=body.modelType == "personal",
+        others_only=not body.includePersonal or body.modelType == "public",
     )
-    items = [_legacy(view) for view in page.items]
-    if not body.includePersonal or body.modelType == "public":
-        items = [item for item in items if not item.isPersonal]
     return ModelList(
-        items=items,
+        items=[_legacy(view) for view in page.items],
         total=page.total,
         page=body.page,
         pageSize=body.pageSize,

@@ -267,14 +267,17 @@ class VoiceService:
         limit: int,
         offset: int,
         personal_only: bool = False,
+        others_only: bool = False,
         include_builtin: bool = True,
         filters: VoiceFilters | None = None,
     ) -> VoicePage:
-        """Made voices the account may list (its own, others' public ones), then built-in voices."""
+        """Made voices the account may list (its own, others' public ones), then built-in voices.
+        ``personal_only``: only the account's own made voices; ``others_only``: none of them (both:
+        an empty page). Filtered before paging, so totals and pages count what is listed."""
         needle = (search or "").strip().lower()
         narrow = filters or VoiceFilters()
         customs = provider in (None, CUSTOM_PROVIDER)
-        query = self._visible(account_id, needle, personal_only) if customs else None
+        query = self._visible(account_id, needle, personal_only, others_only) if customs else None
         if query is not None:
             query = _narrowed(query, narrow)
         custom_total = 0
@@ -284,6 +287,8 @@ class VoiceService:
                     await session.scalar(select(func.count()).select_from(query.subquery())) or 0
                 )
         builtins = [] if personal_only or not include_builtin else self._builtins(provider, needle, narrow)
+        if personal_only and others_only:
+            return VoicePage(total=0, items=[])
         items: list[VoiceView] = []
         if query is not None and offset < custom_total:
             async with self._db.session() as session:
@@ -295,11 +300,15 @@ class VoiceService:
         items += builtins[start : start + limit - len(items)]
         return VoicePage(total=custom_total + len(builtins), items=items)
 
-    def _visible(self, account_id: str, needle: str, personal_only: bool) -> Select[Voice]:
+    def _visible(self, account_id: str, needle: str, personal_only: bool, others_only: bool) -> Select[Voice]:
         mine: ColumnElement[bool] = Voice.account_id == account_id
-        visible = (
-            mine if personal_only else or_(mine, and_(Voice.visibility == "public", Voice.status == "ready"))
-        )
+        shared = and_(Voice.visibility == "public", Voice.status == "ready")
+        if personal_only:
+            visible = mine
+        elif others_only:
+            visible = and_(Voice.account_id != account_id, shared)
+        else:
+            visible = or_(mine, shared)
         query = select(Voice).where(visible)
         if needle:
             pattern = f"%{needle.replace('%', '').replace('_', '')}%"
