@@ -165,7 +165,7 @@ BAD_BODIES: list[tuple[dict[str, Any], str]] = [
     ({"text": "Hi.", "speed": 3}, "speed"),
     ({"text": "Hi.", "speed": "fast"}, "speed"),
     ({"text": "Hi.", "volume": -21}, "volume"),
-    ({"text": "Hi.", "format": "flac"}, "format"),
+    ({"text": "Hi.", "format": "aiff"}, "format"),
     ({"text": "Hi.", "version": "v9"}, "version"),
     ({"text": "Hi.", "emotion": "bored"}, "emotion"),
     ({"text": "Hi.", "emotion": "happy", "version": "v1"}, "emotion"),
