@@ -206,31 +206,23 @@ def print_ledger(
         )
 
 
-def print_submits(counts: Counts, sqlite: Submits, postgresql: Submits) -> None:
+def print_submits(title: str, columns: tuple[str, str, str], first: Submits, second: Submits) -> None:
+    """One submission table: latency and burst rate of two set-ups side by side."""
     table(
-        f"2. Job submission (TTS, no worker): {counts.sequential_submits} sequential, "
-        f"burst of {counts.burst} by {counts.submitters} submitters",
-        ("SQLite", "PostgreSQL", "PostgreSQL / SQLite"),
+        title,
+        columns,
         [
-            rate_row("submit latency, median ms", sqlite.median * 1000, postgresql.median * 1000, 1),
-            rate_row("submit latency, p95 ms", sqlite.p95 * 1000, postgresql.p95 * 1000, 1),
-            rate_row("burst submits/s", sqlite.burst_per_second, postgresql.burst_per_second),
+            rate_row("submit latency, median ms", first.median * 1000, second.median * 1000, 1),
+            rate_row("submit latency, p95 ms", first.p95 * 1000, second.p95 * 1000, 1),
+            rate_row("burst submits/s", first.burst_per_second, second.burst_per_second),
         ],
     )
 
 
-def print_queues(counts: Counts, polled: Submits, procrastinate: Submits) -> None:
-    table(
-        f"2b. Job submission on PostgreSQL by job queue (alternating rounds on one server, the "
-        f"second reported): {counts.sequential_submits} sequential, burst of {counts.burst} by "
-        f"{counts.submitters} submitters",
-        ("jobs table (polled)", "procrastinate", "procrastinate / polled"),
-        [
-            rate_row("submit latency, median ms", polled.median * 1000, procrastinate.median * 1000, 1),
-            rate_row("submit latency, p95 ms", polled.p95 * 1000, procrastinate.p95 * 1000, 1),
-            rate_row("burst submits/s", polled.burst_per_second, procrastinate.burst_per_second),
-        ],
-    )
+def submit_counts(counts: Counts) -> str:
+    """What a submission table measured, in words."""
+    burst = f"burst of {counts.burst} by {counts.submitters} submitters"
+    return f"{counts.sequential_submits} sequential, {burst}"
 
 
 def print_blobs(counts: Counts, local: tuple[Transfer, Transfer], s3: tuple[Transfer, Transfer]) -> None:
@@ -269,9 +261,20 @@ def main() -> None:
     (_, sqlite_submits), (_, postgresql_submits) = databases["SQLite"], databases["PostgreSQL"]
     if sqlite_submits is None or postgresql_submits is None:
         return
-    print_submits(counts, sqlite_submits, postgresql_submits)
+    print_submits(
+        f"2. Job submission (TTS, no worker): {submit_counts(counts)}",
+        ("SQLite", "PostgreSQL", "PostgreSQL / SQLite"),
+        sqlite_submits,
+        postgresql_submits,
+    )
     queues = asyncio.run(queue_submits(counts))
-    print_queues(counts, queues["database"], queues["procrastinate"])
+    print_submits(
+        "2b. Job submission on PostgreSQL by job queue (alternating rounds on one server, the second "
+        f"reported): {submit_counts(counts)}",
+        ("jobs table (polled)", "procrastinate", "procrastinate / polled"),
+        queues["database"],
+        queues["procrastinate"],
+    )
     stores = blob_figures(counts)
     print_blobs(counts, stores["local"], stores["S3 (moto)"])
 
