@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from openapi_spec_validator import validate
 
 from openfish.app import create_app
-from openfish.config import Settings
+from openfish.config import Settings, SurfaceSettings
 from openfish.engines.registry import build_engines
 from tests.api.test_handlers import assert_v1_error
 from tests.conftest import Caller, Harness, make_settings
@@ -108,3 +110,14 @@ async def test_lip_sync_paths_follow_their_surface_switch(harness_factory: Calla
     )
     response = await off.client.get("/api/open/v1/media/lip-sync/jobs", headers=caller.headers)
     assert_v1_error(response, 404, "not_found")
+
+
+def test_the_legacy_switch_and_dates_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENFISH_SURFACES__LEGACY", "false")
+    monkeypatch.setenv("OPENFISH_SURFACES__LEGACY_DEPRECATION", "2027-01-01")
+    monkeypatch.setenv("OPENFISH_SURFACES__LEGACY_SUNSET", "2027-06-30")
+    surfaces = Settings().surfaces
+    assert surfaces.legacy is False
+    assert surfaces.legacy_deprecation == date(2027, 1, 1)
+    assert surfaces.legacy_sunset == date(2027, 6, 30)
+    assert SurfaceSettings().legacy_deprecation == date(2026, 11, 27)  # the default

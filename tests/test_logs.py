@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from openfish.logs import REDACTED, SENSITIVE_PARAMETERS, RedactionFilter, log_config, redact
+from openfish.logs import (
+    FORMAT,
+    REDACTED,
+    SENSITIVE_PARAMETERS,
+    RedactionFilter,
+    RequestIdFilter,
+    log_config,
+    redact,
+)
+from tests.conftest import Harness
 
 TOKEN = "ofk_tok_0123456789abcdef0123456789abcdef_" + "Ab-_9" * 8 + "xyz"
 SECRET_PART = TOKEN.rsplit("_", 1)[1]
@@ -181,3 +196,72 @@ def test_configured_process_logs_with_request_ids_and_without_secrets() -> None:
         for line in lines
     ), lines
     assert f"RuntimeError: boom {REDACTED}" in lines
+
+
+MIGRATION_GUIDE = Path(__file__).parents[1] / "docs" / "migration.md"
+
+
+def legacy_calls_recipe() -> str:
+    """The shell recipe docs/migration.md gives for counting legacy calls per account."""
+    section = MIGRATION_GUIDE.read_text().split("### Finding the clients that still call legacy paths")[1]
+    return section.split("```bash\n")[1].split("```")[0]
+
+
+def run_recipe(script: str, directory: Path) -> str:
+    """What a shell recipe prints, run in ``directory``."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    done = subprocess.run(  # noqa: S603 (a recipe from our own docs)
+        [bash, "-c", script], cwd=directory, capture_output=True, text=True, check=True, timeout=60
+    )
+    return done.stdout
+
+
+@contextmanager
+def access_log_file(path: Path) -> Iterator[None]:
+    """``openfish.access`` records written to ``path`` as `openfish serve` prints them."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactionFilter())
+    log = logging.getLogger("openfish.access")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
+
+
+async def test_access_lines_name_the_account_and_the_recipe_counts_legacy_calls_per_account(
+    harness: Harness, tmp_path: Path
+) -> None:
+    first, second = await harness.new_caller(), await harness.new_caller()
+    log = tmp_path / "server.log"
+    with access_log_file(log):
+        for caller, times in ((first, 2), (second, 1)):
+            for _ in range(times):
+                listed = await harness.client.post("/api/open/list-models", headers=caller.headers, json={})
+                assert listed.status_code == 200
+        assert (await harness.client.get("/api/open/v1/voices", headers=second.headers)).status_code == 200
+        refused = await harness.client.post("/api/open/list-models", headers={"Authorization": "Bearer nope"})
+        assert refused.status_code == 401
+    text = log.read_text()
+    assert re.search(rf"\] POST /api/open/list-models 200 [0-9.]+ms account={first.account_id}$", text, re.M)
+    assert re.search(r"\] POST /api/open/list-models 401 [0-9.]+ms account=-$", text, re.M), text
+    for caller in (first, second):
+        assert caller.token not in text
+        assert caller.token.rsplit("_", 1)[1] not in text
+
+    counted = await asyncio.to_thread(run_recipe, legacy_calls_recipe(), tmp_path)
+    rows = [line.split() for line in counted.splitlines()]
+    # Legacy calls only (not the v1 one), per account, busiest first; `-` are the refused tokens.
+    assert rows[0] == ["2", f"account={first.account_id}"], counted
+    assert {account: int(count) for count, account in rows} == {
+        f"account={first.account_id}": 2,
+        f"account={second.account_id}": 1,
+        "account=-": 1,
+    }

@@ -14,6 +14,7 @@ import pytest
 from bench.server import free_port
 from websockets.sync.client import ClientConnection, connect
 
+from tests.test_logs import legacy_calls_recipe, run_recipe
 from tests.test_serve import TOKEN_RE, start_server, stop, wait_ready
 
 LEGACY_TTS = "/api/open/tts/live"
@@ -102,6 +103,11 @@ def test_no_secret_reaches_the_server_log(tmp_path: Path, monkeypatch: pytest.Mo
         secrets = [token, token.rsplit("_", 1)[1], WRONG_TOKEN, WRONG_TOKEN.rsplit("_", 1)[1]]
         secrets += http_session(f"http://127.0.0.1:{port}/api/open/v1", token)
         socket_sessions(port, token)
+        auth = {"Authorization": f"Bearer {token}"}
+        account = httpx.get(f"http://127.0.0.1:{port}/api/open/v1/profile", headers=auth).json()["user_id"]
+        legacy = httpx.post(f"http://127.0.0.1:{port}/api/open/list-models", headers=auth, json={})
+        assert legacy.status_code == 200, legacy.text
+        assert legacy.headers["Deprecation"].startswith("@")
     finally:
         stop(server)
 
@@ -121,3 +127,13 @@ def test_no_secret_reaches_the_server_log(tmp_path: Path, monkeypatch: pytest.Mo
     assert f'"WebSocket {V1_ASR}?token=[redacted]"' in served
     assert re.search(r"openfish\.access \[req_\w+\] GET /api/open/v1/audio/\S+ 403 ", served), served
     assert re.search(r"openfish\.access \[req_\w+\] POST /api/open/v1/profile 200 ", served), served
+    # Access lines name the account a token was accepted for (never the token), so the migration
+    # guide's recipe counts the legacy calls per account: the socket (closed at once when its token
+    # was wrong, so no account) and list-models.
+    assert re.search(rf"POST /api/open/v1/profile 200 \S+ account={account}$", served, re.M), served
+    assert re.search(r"GET /api/open/v1/profile 401 \S+ account=-$", served, re.M), served
+    counted = run_recipe(legacy_calls_recipe(), tmp_path)
+    assert {line.split()[1]: int(line.split()[0]) for line in counted.splitlines()} == {
+        f"account={account}": 2,
+        "account=-": 1,
+    }, counted

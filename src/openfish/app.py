@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -30,6 +31,7 @@ from openfish.api import lipsync as lipsync_api
 from openfish.api import tts_jobs as tts_jobs_api
 from openfish.api import voices as voices_api
 from openfish.api.handlers import install_error_handlers
+from openfish.api.legacy import deprecations, document_deprecations, is_legacy_router
 from openfish.api.schema import install_openapi
 from openfish.api.schema_rules import enforced_rules
 from openfish.config import Settings
@@ -42,7 +44,8 @@ from openfish.paths import FISH_ASR, FISH_MODELS, FISH_TTS
 def _surface_routers(settings: Settings, engines: EngineRegistry) -> list[APIRouter]:
     """Routers of the surfaces switched on in ``settings.surfaces`` whose engines are here.
 
-    A module serving legacy paths too lists its ``legacy_router`` right after its ``router``.
+    A module serving legacy paths too lists its ``legacy_router`` right after its ``router``; the
+    legacy routers are left out altogether when ``settings.surfaces.legacy`` is off.
     """
     available = {
         "profile": [profile.router],
@@ -73,7 +76,13 @@ def _surface_routers(settings: Settings, engines: EngineRegistry) -> list[APIRou
         available["openai_compat"] = [openai_compat.router]
         available["tts"].append(openai_compat.speech_router)
         available["asr"].append(openai_transcriptions.router)
-    return [router for name, routers in available.items() if enabled.get(name, False) for router in routers]
+    return [
+        router
+        for name, routers in available.items()
+        if enabled.get(name, False)
+        for router in routers
+        if settings.surfaces.legacy or not is_legacy_router(router)
+    ]
 
 
 def create_app(settings: Settings, engines: EngineRegistry | None = None) -> FastAPI:
@@ -99,6 +108,16 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
     )
     app.state.services = services
     routers = _surface_routers(settings, services.engines)
+    # Every answer on a legacy path says it is deprecated and what replaces it, as the schema does.
+    legacy_headers = deprecations(routers, settings.surfaces)
+    enforced = enforced_rules(settings, services.engines)
+
+    def rules(document: dict[str, Any]) -> None:
+        enforced(document)
+        document_deprecations(document, legacy_headers)
+
+    # The schema lists the sockets this app serves (the legacy one goes with the legacy switch).
+    served = {getattr(route, "path", None) for router in routers for route in router.routes}
     install_error_handlers(app)
     install_openapi(
         app,
@@ -117,10 +136,10 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
         websockets={
             path: doc
             for module in (realtime_tts, realtime_asr, fish_live)
-            if module.router in routers
             for path, doc in module.SOCKETS.items()
+            if path in served
         },
-        rules=enforced_rules(settings, services.engines),
+        rules=rules,
     )
     upload_limit = settings.voices.max_upload_bytes
     app.add_middleware(
@@ -139,6 +158,7 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
             "/v1/audio/translations": settings.asr.max_bytes,
         },
         trust_client_id=settings.http.trust_client_request_id,
+        path_headers=legacy_headers,
     )
     app.include_router(health.router)
     for router in routers:

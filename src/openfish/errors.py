@@ -32,6 +32,10 @@ class OpenfishError(Exception):
         """Extra response headers this error needs (e.g. ``Retry-After``)."""
         return {}
 
+    def legacy_headers(self) -> dict[str, str]:
+        """The extra headers on legacy paths, where some errors answer another status."""
+        return self.headers()
+
 
 class InvalidRequest(OpenfishError):
     status = 400
@@ -59,8 +63,22 @@ class InsufficientCredits(OpenfishError):
 
 
 class QuotaExceeded(InsufficientCredits):
+    """The monthly quota, not the balance, refuses the request. ``retry_after``: the seconds until
+    the next quota month, when that month's quota will cover the request; None when no month's will."""
+
     code = "quota_exceeded"
     default_message = "The account's monthly API quota does not cover this request."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = None if retry_after is None else max(1, retry_after)
+
+    def legacy_headers(self) -> dict[str, str]:
+        # Legacy paths answer this with 429, and a 429 says "wait Retry-After seconds": honest only
+        # when waiting for the next quota month helps. Plain credits never come back by waiting.
+        if self.retry_after is None:
+            return self.headers()
+        return {**self.headers(), "Retry-After": str(self.retry_after)}
 
 
 class Forbidden(OpenfishError):
@@ -190,9 +208,9 @@ class ErrorBody(BaseModel):
 class LegacyErrorBody(BaseModel):
     """The legacy error envelope."""
 
-    error: str
-    details: str | None = None
-    code: str | None = None
+    error: str = Field(examples=["The account does not have enough credits for this request."])
+    details: str | None = Field(default=None, examples=["requestId=req_0123456789abcdef0123456789abcdef"])
+    code: str | None = Field(default=None, examples=["insufficient_credits"])
 
 
 def v1_body(error: OpenfishError, request_id: str) -> dict[str, str]:

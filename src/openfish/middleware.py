@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids on every response, and body size limits."""
+"""ASGI middleware: request ids on every response, headers fixed per path, the access log (with
+the account a request was authenticated as), and body size limits."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ def request_id_of(scope: Scope) -> str:
     return value if isinstance(value, str) else new_id("req")
 
 
+def note_account(scope: Scope, account_id: str) -> None:
+    """Record the account a request was authenticated as: the access log line names it."""
+    scope.setdefault("state", {})["account_id"] = account_id
+
+
+def path_headers_of(scope: Scope) -> Mapping[str, str]:
+    """The headers the middleware adds to every answer on this request's path, for answers sent
+    around it (the server-error handler sends its 500 from outside the middleware)."""
+    headers = (scope.get("state") or {}).get("path_headers")
+    return headers if isinstance(headers, Mapping) else {}
+
+
 class BodyTooLarge(StarletteHTTPException):
     """Raised from ``receive`` when a streamed body passes its limit.
 
@@ -43,8 +56,10 @@ class BodyTooLarge(StarletteHTTPException):
 
 class RequestContextMiddleware:
     """Gives each request an id (a sane client ``X-Request-Id`` is kept) and echoes it on the
-    response; enforces the body size limit of the path, before reading when the length is
-    declared and while reading when it is not."""
+    response; adds ``path_headers`` (path → headers) to every answer on those exact paths (and to a
+    WebSocket's handshake); logs each request (method, path, status, time, account) to
+    ``openfish.access``; enforces the body size limit of the path, before reading when the length
+    is declared and while reading when it is not."""
 
     def __init__(
         self,
@@ -53,12 +68,14 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         body_limits: Mapping[str, int] | None = None,
         trust_client_id: bool = True,
+        path_headers: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         # Longest prefix first, so the most specific limit wins.
         self.body_limits = sorted((body_limits or {}).items(), key=lambda item: -len(item[0]))
         self.trust_client_id = trust_client_id
+        self.path_headers = dict(path_headers or {})
 
     def limit_for(self, path: str) -> int:
         """The body size limit for ``path``."""
@@ -75,7 +92,11 @@ class RequestContextMiddleware:
         client_id = headers.get("x-request-id", "")
         trusted = self.trust_client_id and _SANE_REQUEST_ID.match(client_id)
         request_id = client_id if trusted else new_id("req")
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        extra = self.path_headers.get(scope["path"], {})
+        if extra:
+            state["path_headers"] = extra
         context_token = REQUEST_ID.set(request_id)
 
         started = time.perf_counter()
@@ -85,7 +106,13 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = request_id
+                for name, value in extra.items():
+                    headers[name] = value
+            elif message["type"] == "websocket.accept" and extra:
+                added = [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
         try:
@@ -103,12 +130,14 @@ class RequestContextMiddleware:
             status = status or 500
             raise
         finally:
+            # The account id, never the token: operators find which accounts call which paths.
             access_log.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms account=%s",
                 scope.get("method", "WS"),
                 scope["path"],
                 status or "-",
                 (time.perf_counter() - started) * 1000,
+                state.get("account_id") or "-",
             )
             REQUEST_ID.reset(context_token)
 

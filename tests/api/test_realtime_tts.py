@@ -279,13 +279,16 @@ async def test_legacy_requires_reference_id_and_answers_in_its_envelope(
     harness, base = await live(harness_factory, serve)
     caller = await harness.new_caller(features=("realtime_tts",))
     async with open_socket(f"{base}{LEGACY}?token={caller.token}") as ws:
-        await ws.recv()
+        connected = parse(await ws.recv())
         await send_json(ws, "start", format="pcm")
         event = parse(await ws.recv())
+    assert set(event) == {"event", "error", "details", "code"}
     assert event["event"] == "error"
     assert event["code"] == "invalid_request"
     assert "reference_id" in event["error"]
-    assert "details" in event
+    # As on the legacy HTTP paths: the request id, which is also the handshake's X-Request-Id.
+    assert event["details"] == f"requestId={connected['requestId']}"
+    assert ws.response.headers["X-Request-Id"] == connected["requestId"]
 
 
 async def test_v1_ignores_a_token_in_the_query(harness_factory: Callable[..., Any], serve: Serve) -> None:

@@ -14,6 +14,7 @@ from openfish.config import Settings
 from openfish.container import Services
 from openfish.errors import Unauthorized
 from openfish.jobs.service import JobService
+from openfish.middleware import note_account
 from openfish.services.accounts.accounts import AccountService, Principal
 from openfish.services.accounts.billing import BillingService
 from openfish.services.accounts.idempotency import IdempotencyService
@@ -96,6 +97,7 @@ async def _current_account(
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("The Authorization header must be `Bearer <token>`.")
     principal = await services.accounts.authenticate(token.strip())
+    note_account(request.scope, principal.account_id)
     tier = services.settings.tiers.get(principal.tier) or next(iter(services.settings.tiers.values()))
     await services.limiter.acquire(principal.account_id, tier)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -40,6 +41,7 @@ def error_response(error: OpenfishError, path: str, request_id: str) -> JSONResp
         return JSONResponse(body, status_code=error.status, headers=headers)
     if is_legacy_path(path):
         status = error.legacy_status or error.status
+        headers = {**error.legacy_headers(), "X-Request-Id": request_id}
         return JSONResponse(legacy_body(error, request_id), status_code=status, headers=headers)
     return JSONResponse(v1_body(error, request_id), status_code=error.status, headers=headers)
 
@@ -59,23 +61,43 @@ _DESCRIPTIONS = {
     500: "Internal error; quote the requestId.",
     503: "An engine or the database is unavailable; retry after the given seconds.",
 }
+#: The legacy paths answer 429 for two reasons, as the contract says; ``code`` tells them apart.
+_LEGACY_429 = (
+    "Rate limited (`rate_limited`: retry after `Retry-After` seconds), or out of credits: "
+    "`insufficient_credits` (the balance is too small; waiting does not help, so no `Retry-After`) "
+    "or `quota_exceeded` (the monthly quota is used up; `Retry-After` is the seconds until the next "
+    "month's quota, sent only when a month's quota covers the request)."
+)
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+_LEGACY_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait: always with `rate_limited`; with `quota_exceeded`, until the "
+        "next quota month when that month's quota covers the request; never with `insufficient_credits`.",
+        "schema": {"type": "integer"},
+    }
+}
 _WWW_AUTH = {"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}}
 #: Statuses every authenticated route can answer.
 COMMON_STATUSES = (400, 401, 413, 429, 500, 503)
 
 
 def error_responses(
-    *statuses: int, legacy: bool = False, envelope: type[BaseModel] | None = None
+    *statuses: int,
+    legacy: bool = False,
+    envelope: type[BaseModel] | None = None,
+    descriptions: Mapping[int, str] | None = None,
 ) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the given error statuses (plus the common ones), in the v1 envelope,
-    the legacy one, or ``envelope``."""
+    the legacy one, or ``envelope``; ``descriptions`` says what a status means on this route."""
     model = envelope or (LegacyErrorBody if legacy else ErrorBody)
     answer: dict[int | str, dict[str, Any]] = {}
     for status in sorted(set(COMMON_STATUSES) | set(statuses)):
-        entry: dict[str, Any] = {"model": model, "description": _DESCRIPTIONS[status]}
+        description = (descriptions or {}).get(status) or _DESCRIPTIONS[status]
+        if legacy and status == 429:
+            description = _LEGACY_429
+        entry: dict[str, Any] = {"model": model, "description": description}
         if status in (429, 503):
-            entry["headers"] = _RETRY_AFTER
+            entry["headers"] = _LEGACY_RETRY_AFTER if legacy and status == 429 else _RETRY_AFTER
         if status == 401:
             entry["headers"] = _WWW_AUTH
         answer[status] = entry

@@ -22,7 +22,7 @@ from openfish.errors import (
     OpenfishError,
     ServiceUnavailable,
 )
-from openfish.middleware import request_id_of
+from openfish.middleware import path_headers_of, request_id_of
 from openfish.store.database import UNAVAILABLE
 
 logger = logging.getLogger("openfish.errors")
@@ -42,7 +42,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _respond(request: Request, error: OpenfishError) -> JSONResponse:
-    return error_response(error, request.url.path, request_id_of(request.scope))
+    response = error_response(error, request.url.path, request_id_of(request.scope))
+    # The middleware adds these on the way out, but the 500 of an unexpected error leaves from
+    # the server-error handler, outside it.
+    response.headers.update(path_headers_of(request.scope))
+    return response
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

@@ -32,8 +32,9 @@ from openfish.errors import (
     PayloadTooLarge,
     TimedOut,
     Unauthorized,
+    legacy_body,
 )
-from openfish.middleware import request_id_of
+from openfish.middleware import note_account, request_id_of
 from openfish.services.accounts.accounts import Principal
 
 logger = logging.getLogger("openfish.realtime")
@@ -129,11 +130,11 @@ class RealtimeSocket:
             raise ClientGone from exc
 
     async def send_error(self, error: OpenfishError) -> None:
-        """The error as an event: ``{code, message}`` on v1 sockets, ``{error, details, code}`` on legacy."""
+        """The error as an event: ``{code, message, requestId}`` on v1 sockets, the legacy envelope
+        ``{error, details, code}`` on legacy ones (``details``: ``requestId=<id>`` unless the error
+        says more)."""
         if self.legacy:
-            await self.send_event(
-                "error", error=error.message, details=error.details or error.message, code=error.code
-            )
+            await self.send_event("error", **legacy_body(error, self.request_id))
         else:
             await self.send_event("error", code=error.code, message=error.message, requestId=self.request_id)
 
@@ -234,6 +235,7 @@ async def serve_socket(
     error: OpenfishError | None = None
     try:
         principal = await _authenticate(websocket, services, legacy=legacy)
+        note_account(websocket.scope, principal.account_id)
         if not principal.has_feature(feature):
             raise Forbidden(f"realtime is not enabled for this account (feature flag `{feature}` is off)")
         tier = services.settings.tiers.get(principal.tier) or next(iter(services.settings.tiers.values()))

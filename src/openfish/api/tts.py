@@ -180,6 +180,13 @@ class TtsResponder:
         )
 
 
+#: What the sync TTS routes' own 409 and 422 mean.
+TTS_ERRORS = {
+    409: "The voice is still being made (or failed); it cannot speak yet.",
+    422: "cache=true, and the engine made no audio of the text (nothing is charged).",
+}
+
+
 async def _tts_responder(synthesis: SynthesisDep, signer: SignerDep, settings: SettingsDep) -> TtsResponder:
     return TtsResponder(synthesis, signer, settings.tts, settings.public_url)
 
@@ -191,7 +198,7 @@ TtsResponderDep = Annotated[TtsResponder, Depends(_tts_responder)]
 @router.post(
     "/speech/tts",
     response_class=StreamingResponse,
-    responses={**AUDIO_RESPONSE, **error_responses(402, 404, 415, 503)},
+    responses={**AUDIO_RESPONSE, **error_responses(402, 404, 409, 415, 422, 503, descriptions=TTS_ERRORS)},
     openapi_extra=body_schema(TtsBody),
 )
 async def speech_tts(request: Request, principal: CurrentAccount, tts: TtsResponderDep) -> Response:
@@ -203,10 +210,14 @@ async def speech_tts(request: Request, principal: CurrentAccount, tts: TtsRespon
 @legacy_router.post(
     "/tts",
     response_class=StreamingResponse,
-    responses={**AUDIO_RESPONSE, **error_responses(404, 415, 503, legacy=True)},
+    responses={
+        **AUDIO_RESPONSE,
+        **error_responses(404, 409, 415, 422, 503, legacy=True, descriptions=TTS_ERRORS),
+    },
     openapi_extra=body_schema(LegacyTtsBody),
 )
 async def legacy_tts(request: Request, principal: CurrentAccount, tts: TtsResponderDep) -> Response:
-    """Synthesize speech (legacy path); insufficient credits answer 429 here."""
+    """Synthesize speech (legacy path, deprecated: use ``POST /api/open/v1/speech/tts``); insufficient
+    credits answer 429 here."""
     body = await read_model(request, LegacyTtsBody)
     return await tts.respond(request, body, principal.account_id)

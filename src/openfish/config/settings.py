@@ -12,23 +12,19 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openfish.config.sections import (
-    AsrSettings,
     BootstrapSettings,
     DatabaseSettings,
     HttpSettings,
     JobSettings,
     LimitsSettings,
-    LipSyncSettings,
     MediaFetchSettings,
-    RealtimeSettings,
     RetentionSettings,
     StorageSettings,
     SurfaceSettings,
     TierSettings,
-    TtsSettings,
-    VoiceSettings,
     WebhookSettings,
 )
+from openfish.config.speech import AsrSettings, LipSyncSettings, RealtimeSettings, TtsSettings, VoiceSettings
 
 
 def _default_tiers() -> dict[str, TierSettings]:

@@ -15,13 +15,13 @@ parameters (``bench/README.md``, ``bench.cluster``: what a charge costs, and why
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
-from sqlalchemy import BigInteger, ColumnElement, String, Update, bindparam, case, func, or_, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
@@ -32,6 +32,7 @@ from openfish.services.accounts.ledger import (
     HOLD_HELD,
     HOLD_RELEASED,
     HoldState,
+    account_row,
     add_entry,
     balance,
     give_back,
@@ -41,6 +42,13 @@ from openfish.services.accounts.ledger import (
     remove_entry,
     settle_hold,
     stale_holds,
+)
+from openfish.services.accounts.quotas import (
+    debit_statement,
+    quota_left,
+    quota_of,
+    quota_period,
+    quota_renews_in,
 )
 from openfish.services.runtime.ids import new_id
 from openfish.store.database import Database
@@ -67,72 +75,25 @@ class ChargeResult:
     quota_remaining: int
 
 
-def quota_period(moment: datetime) -> str:
-    """The calendar month (UTC) a quota counts, as ``YYYY-MM``."""
-    return moment.strftime("%Y-%m")
-
-
-def debit_statement(tier_quotas: Mapping[str, int]) -> Update:
-    """``UPDATE accounts`` taking ``:amount`` credits from account ``:account`` and counting them
-    as used in quota month ``:period`` — only where the balance covers them and the monthly quota
-    (the account's override, else its tier's in ``tier_quotas``; none: no cap) allows them. It
-    returns the account's balance, quota used, override and tier after the debit; no row: refused
-    (or no such account). Built once per :class:`BillingService`, run with parameters."""
-    amount = bindparam("amount", type_=BigInteger())
-    period = bindparam("period", type_=String())
-    used_now: ColumnElement[int] = case((ACCOUNTS.c.quota_period == period, ACCOUNTS.c.quota_used), else_=0)
-    quota: ColumnElement[int | None] = ACCOUNTS.c.quota_override
-    if tier_quotas:
-        quota = func.coalesce(quota, case(dict(tier_quotas), value=ACCOUNTS.c.tier))
-    return (
-        update(ACCOUNTS)
-        .where(
-            ACCOUNTS.c.id == bindparam("account"),
-            ACCOUNTS.c.credits >= amount,
-            or_(quota.is_(None), used_now + amount <= quota),
-        )
-        .values(credits=ACCOUNTS.c.credits - amount, quota_used=used_now + amount, quota_period=period)
-        .returning(ACCOUNTS.c.credits, ACCOUNTS.c.quota_used, ACCOUNTS.c.quota_override, ACCOUNTS.c.tier)
-    )
-
-
 class BillingService:
     """Moves credits; the only code that writes ``accounts.credits`` or the ledger (the statements
     on their rows are in :mod:`openfish.services.accounts.ledger`, but for the guarded debit, which
-    decides: :func:`debit_statement`)."""
+    decides: :func:`openfish.services.accounts.quotas.debit_statement`)."""
 
     def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._settings = settings
         self._clock = clock
-        self._debit_statement = debit_statement(
-            {
-                name: tier.monthly_quota
-                for name, tier in settings.tiers.items()
-                if tier.monthly_quota is not None
-            }
-        )
+        self._debit_statement = debit_statement(settings.tiers)
 
     def monthly_quota(self, account: Account) -> int | None:
         """The account's monthly quota in credits, or None when only the balance limits it."""
-        return self._quota_of(account.tier, account.quota_override)
+        return quota_of(self._settings.tiers, account.tier, account.quota_override)
 
     def quota_remaining(self, account: Account) -> int:
         """Credits the account may still spend this month: quota left, capped by the balance."""
         used = account.quota_used if account.quota_period == quota_period(self._clock()) else 0
-        return self._quota_left(account.tier, account.quota_override, used, account.credits)
-
-    def _quota_of(self, tier_name: str, override: int | None) -> int | None:
-        if override is not None:
-            return override
-        tier = self._settings.tiers.get(tier_name)
-        return tier.monthly_quota if tier else None
-
-    def _quota_left(self, tier_name: str, override: int | None, used: int, credits: int) -> int:
-        quota = self._quota_of(tier_name, override)
-        if quota is None:
-            return credits
-        return max(0, min(quota - used, credits))
+        return quota_left(self.monthly_quota(account), used, account.credits)
 
     @asynccontextmanager
     async def _transaction(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
@@ -313,7 +274,7 @@ class BillingService:
                 session, account_id, kind, reference, -amount, used, surface, units, at=now
             )
             if entry is None:  # a repeat (a concurrent first try has committed), or no such account
-                account = await self._account(session, account_id)
+                account = await account_row(session, account_id)
                 return ChargeResult(reference, amount, account.credits, self.quota_remaining(account)), False
             debited = (
                 await session.execute(
@@ -324,22 +285,19 @@ class BillingService:
                 # Refused: take the ledger row back, so that nothing is left even in a caller's
                 # transaction that goes on after the error.
                 await remove_entry(session, entry)
-                account = await self._account(session, account_id)
+                account = await account_row(session, account_id)
                 if account.credits < amount:
                     raise InsufficientCredits(
                         f"this request needs {amount} credits; the balance is {account.credits}"
                     )
                 quota = self.monthly_quota(account)
-                raise QuotaExceeded(f"this request needs {amount} credits; the monthly quota is {quota}")
+                # Waiting for the next month helps only if a whole month's quota covers the request.
+                renews = quota_renews_in(now) if quota is not None and amount <= quota else None
+                raise QuotaExceeded(
+                    f"this request needs {amount} credits; the monthly quota is {quota}", retry_after=renews
+                )
             if kind == "hold" and new_hold:
                 await open_hold(session, reference, account_id, amount, surface, units, period)
             credits, quota_used, override, tier = debited
-            remaining = self._quota_left(tier, override, quota_used, credits)
+            remaining = quota_left(quota_of(self._settings.tiers, tier, override), quota_used, credits)
             return ChargeResult(reference, amount, credits, remaining), True
-
-    @staticmethod
-    async def _account(session: AsyncSession, account_id: str) -> Account:
-        account = await session.get(Account, account_id, populate_existing=True)
-        if account is None:
-            raise NotFound(f"account {account_id} does not exist")
-        return account

@@ -203,3 +203,12 @@ async def balance(session: AsyncSession, account_id: str) -> int:
     if credits is None:
         raise NotFound(f"account {account_id} does not exist")
     return credits
+
+
+async def account_row(session: AsyncSession, account_id: str) -> Account:
+    """The account as it stands in the database (not a stale copy from the session); NotFound when
+    there is no such account."""
+    account = await session.get(Account, account_id, populate_existing=True)
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist")
+    return account
