@@ -132,6 +132,7 @@ async def test_bad_input_is_refused_and_free(harness_factory: Callable[..., Any]
         ({"json": {"audioUrl": "/api/open/v1/files/file_" + "0" * 32}}, 404),
         ({"json": {"audioUrl": "x", "language": "klingon"}}, 400),
         ({"files": {"file": ("a.wav", silence_wav(1.0), "audio/wav")}, "data": {"language": "zz"}}, 400),
+        ({"files": {"file": ("a.wav", silence_wav(1.0), "audio/wav")}, "data": {"langauge": "en"}}, 400),
         ({"json": {"audioUrl": "x", "model": "whisper-huge"}}, 400),
         ({"content": b"raw", "headers": {"Content-Type": "audio/wav"}}, 415),
     ]

@@ -1,4 +1,5 @@
-"""Whisper on the real bundled models: assembling base, recognising Piper speech, staying silent."""
+"""Whisper on the real bundled models: recognising Piper speech, handing segments on as they are
+decoded, filtering silence as asked, staying silent."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openfish.engines import whisper
-from openfish.engines.base import Audio, DecodeOptions, EngineError, SynthesisOptions, TranscriptionEngine
+from openfish.engines.base import (
+    Audio,
+    DecodeOptions,
+    EngineError,
+    Segment,
+    SpeechFilter,
+    SynthesisOptions,
+    TranscriptionEngine,
+)
 from openfish.engines.piper import PiperEngine
 from openfish.engines.registry import build_engines
-from openfish.engines.whisper import WhisperEngine, assemble_whisper_base, build_whisper_engines, tiny_en_path
+from openfish.engines.whisper import WhisperEngine, build_whisper_engines
 from tests.conftest import make_settings
 
 SENTENCES = (
@@ -71,44 +79,6 @@ def speech() -> tuple[Audio, int]:
     return np.concatenate(parts), piper.sample_rate
 
 
-def test_assembly_verifies_and_is_idempotent(engines: dict[str, WhisperEngine], models_dir: Path) -> None:
-    out = models_dir / "models" / "whisper-base"
-    model = out / "model.bin"
-    assert model.stat().st_size == whisper.BASE_MODEL_SIZE
-    assert {p.name for p in out.iterdir()} == {
-        "config.json",
-        "tokenizer.json",
-        "vocabulary.txt",
-        "model.bin",
-        ".verified.json",
-    }
-    before = model.stat().st_mtime_ns
-    assert assemble_whisper_base(models_dir / "models") == out
-    assert model.stat().st_mtime_ns == before  # neither rewritten nor (thanks to the stamp) re-hashed
-
-
-def test_corrupted_model_is_reassembled(tmp_path: Path) -> None:
-    """A model.bin changed after verification (its stamp no longer matches) is hashed again and,
-    being wrong, rebuilt from the parts."""
-    model = assemble_whisper_base(tmp_path) / "model.bin"
-    with model.open("r+b") as f:
-        f.seek(1000)
-        f.write(b"\x00" * 64)
-    assemble_whisper_base(tmp_path)
-    assert whisper._sha256(model) == whisper.BASE_MODEL_SHA256
-
-
-def test_parts_with_wrong_digest_raise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(whisper, "BASE_MODEL_SHA256", "0" * 64)
-    with pytest.raises(EngineError, match="SHA-256"):
-        assemble_whisper_base(tmp_path)
-    assert sorted(p.name for p in (tmp_path / "whisper-base").iterdir()) == [
-        "config.json",
-        "tokenizer.json",
-        "vocabulary.txt",
-    ]
-
-
 @pytest.mark.parametrize("name", ["whisper-base", "whisper-tiny-en"])
 def test_transcribes_speech(engines: dict[str, WhisperEngine], speech: tuple[Audio, int], name: str) -> None:
     audio, rate = speech
@@ -130,6 +100,49 @@ def test_transcribes_speech(engines: dict[str, WhisperEngine], speech: tuple[Aud
     plain = engine.transcribe(audio, rate, language="en", words=False)
     assert all(segment.words is None for segment in plain.segments)
     assert wer(" ".join(SENTENCES), plain.text) < MAX_WER[name], plain.text
+
+
+def test_segments_are_handed_on_in_order_as_decoded(
+    engines: dict[str, WhisperEngine], speech: tuple[Audio, int]
+) -> None:
+    audio, rate = speech
+    handed: list[Segment] = []
+    result = engines["whisper-tiny-en"].transcribe(
+        audio, rate, language=None, words=True, on_segment=handed.append
+    )
+    assert handed == result.segments
+    assert len(handed) >= 2
+
+
+class Stop(Exception):
+    """What a listener that left raises."""
+
+
+def test_what_the_listener_raises_ends_the_decode_unchanged(
+    engines: dict[str, WhisperEngine], speech: tuple[Audio, int]
+) -> None:
+    audio, rate = speech
+    handed: list[Segment] = []
+
+    def leave(segment: Segment) -> None:
+        handed.append(segment)
+        raise Stop
+
+    with pytest.raises(Stop):
+        engines["whisper-tiny-en"].transcribe(audio, rate, language=None, words=False, on_segment=leave)
+    assert len(handed) == 1
+
+
+def test_the_speech_filter_decides_what_is_heard(
+    engines: dict[str, WhisperEngine], speech: tuple[Audio, int]
+) -> None:
+    """A threshold no window reaches leaves nothing to decode; the default hears the speech."""
+    audio, rate = speech
+    base = engines["whisper-base"]
+    deaf = DecodeOptions(speech=SpeechFilter(threshold=1.0))
+    assert base.transcribe(audio, rate, language="en", words=False, options=deaf).segments == []
+    heard = base.transcribe(audio, rate, language="en", words=False, options=DecodeOptions())
+    assert wer(" ".join(SENTENCES), heard.text) < MAX_WER["whisper-base"], heard.text
 
 
 @pytest.mark.parametrize("name", ["whisper-base", "whisper-tiny-en"])
@@ -177,7 +190,6 @@ def test_registration_loads_nothing(tmp_path: Path) -> None:
 
 
 def test_tiny_en_and_missing_model(tmp_path: Path) -> None:
-    assert (tiny_en_path() / "model.bin").is_file()
     assert [e.name for e in build_whisper_engines(tmp_path, default="tiny-en")] == [
         "whisper-tiny-en",
         "whisper-base",

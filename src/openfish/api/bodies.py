@@ -7,7 +7,8 @@ a number.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import math
+from collections.abc import Callable, Collection
 from typing import Annotated, Any, TypeVar
 
 import msgpack
@@ -68,32 +69,80 @@ async def read_model(request: Request, model: type[ModelT]) -> ModelT:
 
 #: How multipart forms write booleans.
 FORM_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+#: Values one repeated ``name[]`` field or one ``name[key]`` map of a form may carry at most.
+FORM_ITEMS = 8
+
+
+def _form_number(kind: type[int] | type[float]) -> Callable[[object], object]:
+    def parse(value: object) -> object:
+        # Forms carry only strings: one that spells a finite number is that number; anything else
+        # is left for the field's own check to refuse by name.
+        if isinstance(value, str):
+            try:
+                number = kind(value)
+            except ValueError:
+                return value
+            return number if math.isfinite(number) else value
+        return value
+
+    return parse
+
+
+#: Number fields of multipart forms: the form's string read as the number (strict validation
+#: would refuse the string), anything else refused by the field's own constraints.
+FormInt = Annotated[int, BeforeValidator(_form_number(int))]
+FormFloat = Annotated[float, BeforeValidator(_form_number(float))]
 
 
 async def read_file_form(
-    request: Request, file_field: str, fields: Collection[str], flags: Collection[str] = ()
+    request: Request,
+    file_field: str,
+    fields: Collection[str],
+    flags: Collection[str] = (),
+    *,
+    lists: Collection[str] = (),
+    maps: Collection[str] = (),
 ) -> tuple[dict[str, Any], bytes]:
-    """A multipart form of one file and plain ``fields``: the fields given (empty ones left out,
-    ``flags`` read as booleans) and the file's bytes. 400 for another field, a file where a plain
-    field belongs, or no file."""
-    async with request.form(max_files=1, max_fields=len(fields) + 1) as form:
-        unknown = sorted(set(form.keys()) - {file_field, *fields})
-        if unknown:
-            expected = ", ".join([file_field, *fields])
-            raise InvalidRequest(f"{', '.join(unknown)}: unknown field; expected {expected}")
+    """A multipart form of one file and plain fields: the ``fields`` given (empty ones left out,
+    ``flags`` read as booleans), each of ``lists`` as the list of its repeated ``name[]`` values,
+    each of ``maps`` as the dict of its ``name[key]`` values (or, sent as plain ``name``, its
+    string) — and the file's bytes. 415 for a body that is not multipart; 400 for another field,
+    a file where a plain field belongs, or no file."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaType(f"Send multipart/form-data with the file as `{file_field}`.")
+    plain = {*fields, *maps}
+    expected = ", ".join([file_field, *fields, *(f"{n}[]" for n in lists), *(f"{n}[...]" for n in maps)])
+    # One field more than expected, so that an unknown one is named rather than counted.
+    limit = len(plain) + 1 + FORM_ITEMS * (len(lists) + len(maps))
+    async with request.form(max_files=1, max_fields=limit) as form:
+        values: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            name, bracket, rest = key.partition("[")
+            listed = name in lists and rest == "]"
+            keyed = name in maps and len(rest) > 1 and rest.endswith("]") and "[" not in rest
+            if key == file_field:
+                continue
+            if not (listed or keyed or (not bracket and name in plain)):
+                raise InvalidRequest(f"{key}: unknown field; expected {expected}")
+            if not isinstance(value, str):
+                raise InvalidRequest(f"{key}: must be a plain form field")
+            if listed:
+                values.setdefault(name, []).append(value)
+            elif keyed:
+                parts = values.setdefault(name, {})
+                if not isinstance(parts, dict):
+                    raise InvalidRequest(f"{name}: send one value or {name}[...] fields, not both")
+                parts[rest[:-1]] = value
+            elif value != "":
+                if isinstance(values.get(name), dict):
+                    raise InvalidRequest(f"{name}: send one value or {name}[...] fields, not both")
+                values[name] = FORM_BOOLEANS.get(value.lower(), value) if name in flags else value
         upload = form.get(file_field)
         if not isinstance(upload, UploadFile):
             raise InvalidRequest(
                 f"{file_field}: a multipart file field `{file_field}` with the audio is required"
             )
-        values: dict[str, Any] = {}
-        for name in fields:
-            value = form.get(name)
-            if value is None or value == "":
-                continue
-            if not isinstance(value, str):
-                raise InvalidRequest(f"{name}: must be a plain form field")
-            values[name] = FORM_BOOLEANS.get(value.lower(), value) if name in flags else value
         return values, await upload.read()
 
 

@@ -7,12 +7,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
-from starlette.datastructures import UploadFile
 
-from openfish.api.bodies import read_model, validate_model
+from openfish.api.bodies import read_file_form, read_model, validate_model
 from openfish.api.deps import CurrentAccount, TranscriptionDep
 from openfish.api.envelopes import error_responses
-from openfish.errors import InvalidRequest, UnsupportedMediaType
+from openfish.errors import UnsupportedMediaType
 from openfish.middleware import request_id_of
 from openfish.paths import V1
 from openfish.services.asr.captions import CAPTION_TYPES, captions
@@ -153,21 +152,8 @@ async def transcribe(
 
 
 async def _from_form(request: Request) -> tuple[dict[str, Any], bytes]:
-    # The form is closed on the way out, so its spooled temporary file is too.
-    async with request.form(max_files=1, max_fields=10) as form:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequest("file: a multipart field `file` with the audio is required")
-        fields: dict[str, Any] = {"audioUrl": "upload"}
-        for name in ("language", "words", "model", "response_format"):
-            value = form.get(name)
-            if value is None or value == "":
-                continue
-            if not isinstance(value, str):
-                raise InvalidRequest(f"{name}: must be a plain form field")
-            fields[name] = _BOOLEANS.get(value.lower(), value) if name == "words" else value
-        options = validate_model(TranscriptionBody, fields).model_dump()
-        return options, await upload.read()
-
-
-_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+    fields, data = await read_file_form(
+        request, "file", ("language", "words", "model", "response_format"), ("words",)
+    )
+    options = validate_model(TranscriptionBody, {"audioUrl": "upload", **fields}).model_dump()
+    return options, data

@@ -147,15 +147,29 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class SpeechFilter:
+    """How an engine finds the speech in a recording before decoding it (voice-activity detection),
+    so that silence is skipped: ``threshold``, the speech probability (0 – 1) above which a window
+    counts as speech; ``min_silence_ms``, how long a silence must last to end a stretch of speech;
+    ``padding_ms``, audio kept on each side of a stretch."""
+
+    threshold: float = 0.5
+    min_silence_ms: int = 2000
+    padding_ms: int = 400
+
+
+@dataclass(frozen=True)
 class DecodeOptions:
     """How to decode speech beyond the language: ``task`` ``transcribe`` (text in the language
     spoken) or ``translate`` (English text, Whisper's translate task); ``prompt``, text that came
     before (style, names, spelling); ``temperature``, one sampling temperature (None: greedy first,
-    then higher temperatures where the decode fails its checks)."""
+    then higher temperatures where the decode fails its checks); ``speech``, how speech is told
+    from silence."""
 
     task: str = "transcribe"
     prompt: str | None = None
     temperature: float | None = None
+    speech: SpeechFilter = SpeechFilter()
 
 
 @dataclass(frozen=True)
@@ -202,8 +216,14 @@ class TranscriptionEngine(Protocol):
         language: str | None,
         words: bool,
         options: DecodeOptions | None = None,
+        on_segment: Callable[[Segment], None] | None = None,
     ) -> Transcript:
-        """Transcribe mono float audio; ``language`` None means detect it."""
+        """Transcribe mono float audio; ``language`` None means detect it.
+
+        ``on_segment`` is called with each segment as soon as it is decoded, in order and on the
+        calling thread, before the next one is decoded (streamed answers, progress); what it
+        raises ends the decode and propagates unchanged (a listener that left stops the work).
+        The transcript returned holds the same segments."""
         ...
 
 

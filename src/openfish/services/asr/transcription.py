@@ -1,14 +1,18 @@
 """Speech to text: audio from an upload, a URL this server issued, or (if allowed) the web;
-decoded with limits, priced per second, held before and captured after the transcription."""
+decoded with limits, priced per second, held before and captured after the transcription — whole
+(``transcribe``) or segment by segment as the engine decodes them (``stream``)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
-from openfish.audio.decode import AudioTooLong, UndecodableAudio, decode_audio
+from openfish.audio.decode import AudioTooLong, DecodedAudio, UndecodableAudio, decode_audio
 from openfish.config import Settings
-from openfish.engines.base import DecodeOptions, EngineError, Transcript, TranscriptionEngine
+from openfish.engines.base import DecodeOptions, EngineError, Segment, Transcript, TranscriptionEngine
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import EngineUnavailable, InvalidRequest, PayloadTooLarge, Unprocessable
 from openfish.services.accounts.billing import BillingService, ChargeResult
@@ -25,6 +29,30 @@ class TranscriptionResult:
     transcript: Transcript
     credits: int
     charge: ChargeResult
+
+
+@dataclass(frozen=True)
+class TranscriptionStream:
+    """A transcription under way: ``items`` yields each segment as it is decoded, then the whole
+    ``Transcript`` (already charged for). Closing ``items`` early stops the decode and releases
+    the hold."""
+
+    credits: int
+    charge: ChargeResult
+    items: AsyncGenerator[Segment | Transcript, None]
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A transcription checked, decoded and priced, not yet run."""
+
+    engine: TranscriptionEngine
+    language: str | None
+    words: bool
+    options: DecodeOptions
+    audio: DecodedAudio
+    seconds: int
+    credits: int
 
 
 class TranscriptionService:
@@ -89,8 +117,79 @@ class TranscriptionService:
     ) -> TranscriptionResult:
         """Decode, check, hold, transcribe (or translate, per ``options``), capture; nothing is
         charged if anything fails. Translation is billed like transcription: per second of audio."""
+        work = await self._prepare(data, language, words, model, options or DecodeOptions())
+        async with self._billing.metered(
+            account_id, work.credits, reference=reference, surface=SURFACE, units=work.seconds
+        ) as charge:
+            transcript = await self._run(work)
+        return TranscriptionResult(transcript=transcript, credits=work.credits, charge=charge)
+
+    async def stream(
+        self,
+        account_id: str,
+        data: bytes,
+        *,
+        language: str | None,
+        words: bool,
+        model: str | None,
+        reference: str,
+        options: DecodeOptions | None = None,
+    ) -> TranscriptionStream:
+        """Like ``transcribe``, but the segments are handed on as they are decoded. Everything that
+        can be refused is refused here (the model is loaded too), then the price is held; the hold
+        is captured once the whole transcript is made — before it is handed on — and released if
+        the decode fails or the stream is abandoned (a client that disconnects pays nothing, and
+        its decode stops after the segment under way), as a streamed TTS answer settles."""
+        work = await self._prepare(data, language, words, model, options or DecodeOptions())
+        try:
+            await self._pool.submit(work.engine.load)
+        except EngineError as exc:
+            raise EngineUnavailable(f"transcription failed: {exc}", retry_after=5) from exc
+        charge = await self._billing.hold(
+            account_id, work.credits, reference=reference, surface=SURFACE, units=work.seconds
+        )
+        return TranscriptionStream(credits=work.credits, charge=charge, items=self._relay(work, reference))
+
+    async def settle(self, reference: str) -> None:
+        """Release the hold of a stream that never finished (idempotent; nothing after capture)."""
+        await self._billing.settle(reference, succeeded=False)
+
+    async def _relay(self, work: _Work, reference: str) -> AsyncGenerator[Segment | Transcript, None]:
+        """The decode in the worker pool, its segments brought to the event loop as they come
+        (``call_soon_threadsafe`` onto a queue: neither side waits for the other), then the
+        transcript once it is charged for."""
+        loop = asyncio.get_running_loop()
+        arrived: asyncio.Queue[Segment | None] = asyncio.Queue()
+        abandoned = threading.Event()
+
+        def relay(segment: Segment) -> None:  # on the pool's thread, between segments
+            if abandoned.is_set():
+                raise _Abandoned
+            loop.call_soon_threadsafe(arrived.put_nowait, segment)
+
+        decoding = asyncio.ensure_future(self._run(work, relay))
+        # Runs after every segment the thread queued: those callbacks were scheduled first.
+        decoding.add_done_callback(lambda _: arrived.put_nowait(None))
+        completed = False
+        try:
+            while (segment := await arrived.get()) is not None:
+                yield segment
+            transcript = await decoding
+            await self._billing.settle(reference, succeeded=True)
+            completed = True
+            yield transcript
+        finally:
+            if not completed:
+                abandoned.set()
+                if not decoding.cancel() and not decoding.cancelled():
+                    decoding.exception()  # it ended already; what it raised matters no more
+                await self._billing.settle(reference, succeeded=False)
+
+    async def _prepare(
+        self, data: bytes, language: str | None, words: bool, model: str | None, options: DecodeOptions
+    ) -> _Work:
+        """Checked, decoded and priced; nothing held yet."""
         rules = self._settings.asr
-        options = options or DecodeOptions()
         engine, wanted = self.check(model, language, options.task)
         if len(data) > rules.max_bytes:
             raise PayloadTooLarge(f"the audio is larger than {rules.max_bytes} bytes")
@@ -100,19 +199,29 @@ class TranscriptionService:
             raise PayloadTooLarge(f"the audio is longer than {rules.max_seconds:g} s") from exc
         except UndecodableAudio as exc:
             raise InvalidRequest(f"file: not audio that can be decoded ({exc})") from exc
-        credits = math.ceil(decoded.duration_seconds) * rules.credits_per_second
         seconds = math.ceil(decoded.duration_seconds)
-        async with self._billing.metered(
-            account_id, credits, reference=reference, surface=SURFACE, units=seconds
-        ) as charge:
-            try:
-                transcript = await self._pool.submit(
-                    lambda: engine.transcribe(
-                        decoded.samples, decoded.sample_rate, language=wanted, words=words, options=options
-                    )
+        return _Work(engine, wanted, words, options, decoded, seconds, seconds * rules.credits_per_second)
+
+    async def _run(self, work: _Work, on_segment: Callable[[Segment], None] | None = None) -> Transcript:
+        """The engine's transcript, made in the worker pool; its failures in our error tree."""
+        audio = work.audio
+        try:
+            return await self._pool.submit(
+                lambda: work.engine.transcribe(
+                    audio.samples,
+                    audio.sample_rate,
+                    language=work.language,
+                    words=work.words,
+                    options=work.options,
+                    on_segment=on_segment,
                 )
-            except EngineError as exc:
-                raise EngineUnavailable(f"transcription failed: {exc}", retry_after=5) from exc
-            except ValueError as exc:
-                raise Unprocessable(f"the audio cannot be transcribed: {exc}") from exc
-        return TranscriptionResult(transcript=transcript, credits=credits, charge=charge)
+            )
+        except EngineError as exc:
+            raise EngineUnavailable(f"transcription failed: {exc}", retry_after=5) from exc
+        except ValueError as exc:
+            raise Unprocessable(f"the audio cannot be transcribed: {exc}") from exc
+
+
+class _Abandoned(Exception):
+    """Raised on the pool's thread at the next segment of a stream nobody reads any more, to end
+    its decode; it never leaves this module (the stream's task is cancelled by then)."""
