@@ -161,7 +161,9 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     analysis = VoiceAnalysis(db, engines, blobs, pool, base_profiles)
     voices = VoiceService(db, settings, billing, engines, blobs, pool, jobs, analysis)
     conversions = VoiceConversions(voices, engines, blobs, pool, base_profiles, settings.voices)
-    synthesis = SynthesisService(planner, billing, settings, pool, blobs, conversions.conversion_for)
+    synthesis = SynthesisService(
+        planner, billing, settings, pool, blobs, conversions.conversion_for, voices.count_task
+    )
     # One key for every node on this database (or the configured one); the per-node file of earlier
     # versions only seeds the database's key, so URLs signed before the move stay valid.
     signer = UrlSigner(db, key=settings.signing_key_bytes, legacy_file=settings.data_dir / "secret.key")

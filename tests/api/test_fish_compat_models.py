@@ -1,6 +1,7 @@
 """The Fish Audio API's voice models (``/model``) driven by the real ``fish-audio-sdk`` clients over
 TCP: create from reference audio, analysis, list with filters, get, update, delete, cover images,
-speaking with the model, and isolation between accounts."""
+samples (the recordings, for their owner), speaking with the model, and isolation between accounts.
+Task counts, sort orders and ``author_id`` are in ``test_fish_compat_model_usage.py``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fish_audio_sdk import HttpCodeErr, TTSRequest
 from fishaudio.exceptions import APIError, NotFoundError
 from fishaudio.types import Voice
 
+from openfish.audio.decode import decode_audio
 from tests.api.fish_sdk import Clients, Serve, base_url, decoded
 from tests.conftest import Caller, Harness
 from tests.voice_clips import SENTENCES, espeak_wav, silence_wav
@@ -215,3 +217,50 @@ async def test_a_built_in_voice_is_a_model_too(
     speech = TTSRequest(text="Joe speaks.", reference_id=joe.id, format="wav")
     audio = b"".join(await call(lambda: list(sdk.session(caller, fish._client_wrapper.base_url).tts(speech))))
     assert decoded(audio, "wav").duration_seconds > 0.5
+
+
+async def test_an_owner_hears_the_recordings_of_a_model_and_nobody_else_does(
+    harness: Harness, serve: Serve, sdk: Clients
+) -> None:
+    owner, other = await harness.new_caller(), await harness.new_caller()
+    base = await base_url(harness, serve)
+    mine, theirs = sdk.client(owner, base), sdk.client(other, base)
+    clips = [espeak_wav(SENTENCES[0]), espeak_wav(SENTENCES[1])]
+    created: Voice = await call(
+        mine.voices.create, title="Sampled", voices=clips, texts=[SENTENCES[0]], visibility="public"
+    )
+    voice = await trained(mine, created.id)
+    assert [(sample.title, sample.text, sample.task_id) for sample in voice.samples] == [
+        ("Recording 1", SENTENCES[0], ""),
+        ("Recording 2", "", ""),
+    ]
+    listed = await call(mine.voices.list, self_only=True)
+    assert [len(item.samples) for item in listed.items] == [2]
+
+    # Each URL is the recording, fetched with no token (the signature is the credential).
+    async with httpx.AsyncClient(base_url=base) as http:
+        for index, (sample, clip) in enumerate(zip(voice.samples, clips, strict=True)):
+            url = httpx.URL(sample.audio)
+            assert url.path == f"/api/open/v1/voices/{created.id}/samples/{index}"
+            fetched = await http.get(url.path, params=url.params)
+            assert fetched.status_code == 200, fetched.text
+            assert fetched.headers["Content-Type"] == "audio/wav"
+            heard = decoded(fetched.content, "wav").duration_seconds
+            assert abs(heard - decode_audio(clip).duration_seconds) < 0.05
+        first = httpx.URL(voice.samples[0].audio)
+        swapped = await http.get(first.path.replace("/samples/0", "/samples/1"), params=first.params)
+        unsigned = await http.get(first.path)
+    assert (swapped.status_code, unsigned.status_code) == (403, 403)
+
+    # Another account may speak with the public model, but is handed none of its recordings.
+    seen: Voice = await call(theirs.voices.get, created.id)
+    assert seen.samples == []
+    shared = await call(theirs.voices.list, page_size=100)
+    assert [item.samples for item in shared.items if item.id == created.id] == [[]]
+    old = await call(sdk.session(owner, base).get_model, created.id)
+    assert [sample.text for sample in old.samples] == [SENTENCES[0], ""]
+
+    await call(mine.voices.delete, created.id)
+    async with httpx.AsyncClient(base_url=base) as http:
+        gone = await http.get(first.path, params=first.params)
+    assert gone.status_code == 404

@@ -1,4 +1,5 @@
-"""Upgrades keep work: voices an older version left ``processing`` are analysed after the upgrade."""
+"""Upgrades keep work: voices an older version left ``processing`` are analysed after the upgrade;
+voice usage (0010) comes and goes with its revision."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from alembic import command
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, inspect, select, text
 
 from openfish.store.database import alembic_config
 from openfish.store.models import Job, LedgerEntry, Voice
@@ -14,16 +15,20 @@ from tests.api.test_voices import accepted_voice
 from tests.conftest import Harness
 
 
-def migrate_to(revision: str) -> Callable[[Connection], None]:
+def migrate_to(revision: str, *, down: bool = False) -> Callable[[Connection], None]:
     def run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        if revision == "0005":
+        if down:
             command.downgrade(config, revision)
         else:
             command.upgrade(config, revision)
 
     return run
+
+
+def has_usage_table(connection: Connection) -> bool:
+    return inspect(connection).has_table("voice_usage")
 
 
 async def voice_jobs(harness: Harness) -> list[Job]:
@@ -40,7 +45,7 @@ async def test_voices_left_processing_by_version_0005_are_analysed_after_the_upg
     voice = await accepted_voice(harness, caller)
     # Back to 0005: the state an older version leaves (a processing voice, its price held, no job).
     async with services.db.engine.begin() as connection:
-        await connection.run_sync(migrate_to("0005"))
+        await connection.run_sync(migrate_to("0005", down=True))
     async with services.db.session() as session:  # the 0005 table: no column of later revisions
         assert await session.scalar(text("SELECT count(*) FROM jobs WHERE kind = 'voice'")) == 0
     async with services.db.engine.begin() as connection:
@@ -71,3 +76,26 @@ async def test_voices_left_processing_by_version_0005_are_analysed_after_the_upg
         )
     assert kinds == ["hold", "capture"]  # the old hold, captured once: nothing held twice
     assert await harness.balance(caller.account_id) == 1000 - 100
+
+
+async def test_voice_usage_comes_with_0010_and_goes_with_its_downgrade(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    harness = await harness_factory(jobs={"embedded_worker": False})
+    services = harness.services
+    caller = await harness.new_caller()
+    voice = await accepted_voice(harness, caller)
+    await services.voices.count_task(caller.account_id, "en_US-joe-medium")
+    assert (await services.voices.get(caller.account_id, "en_US-joe-medium")).usage.tasks == 1
+    async with services.db.engine.begin() as connection:
+        await connection.run_sync(migrate_to("0009", down=True))
+        assert not await connection.run_sync(has_usage_table)
+    async with services.db.engine.begin() as connection:
+        await connection.run_sync(migrate_to("head"))
+        assert await connection.run_sync(has_usage_table)
+    # Back empty (nothing was counted before 0010); made and built-in voices count from here on.
+    assert (await services.voices.get(caller.account_id, "en_US-joe-medium")).usage.tasks == 0
+    for voice_id in (voice.id, voice.id, "en_US-joe-medium"):
+        await services.voices.count_task(caller.account_id, voice_id)
+    assert (await services.voices.get(caller.account_id, voice.id)).usage.tasks == 2
+    assert (await services.voices.get(caller.account_id, "en_US-joe-medium")).usage.tasks == 1

@@ -7,14 +7,14 @@ player. Range requests are served (seeking, resumed downloads).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from openfish.api.deps import BlobsDep, PoolDep, SettingsDep, SignerDep
-from openfish.api.downloads import blob_response
-from openfish.errors import ErrorBody, NotFound
+from openfish.api.downloads import blob_response, download_responses
+from openfish.errors import NotFound
 from openfish.paths import STORED_AUDIO
 from openfish.services.tts.synthesis import stored_audio_key
 
@@ -30,19 +30,7 @@ _MEDIA_TYPES = {
     "aac": "audio/aac",
     "flac": "audio/flac",
 }
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The audio.", "content": dict.fromkeys(_MEDIA_TYPES.values(), _BINARY)},
-    206: {
-        "description": "Part of the audio (Range request).",
-        "content": dict.fromkeys(_MEDIA_TYPES.values(), _BINARY),
-    },
-    307: {"description": "Redirect to the storage back-end's own time-limited URL (object stores)."},
-    403: {"model": ErrorBody, "description": "The signature is missing, malformed, wrong or expired."},
-    404: {"model": ErrorBody, "description": "No such audio."},
-    416: {"description": "The requested range is not satisfiable."},
-    500: {"model": ErrorBody, "description": "Internal error."},
-}
+_RESPONSES = download_responses("The audio", _MEDIA_TYPES.values(), "No such audio.")
 
 
 @router.get("/{name}", response_class=StreamingResponse, responses=_RESPONSES)

@@ -5,17 +5,41 @@ resumed downloads)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from openfish.errors import NotFound
+from openfish.errors import ErrorBody, NotFound
 from openfish.services.runtime.workers import WorkerPool
 from openfish.store.blobs import BlobInfo, BlobStore
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def download_responses(
+    what: str,
+    media_types: Iterable[str],
+    missing: str,
+    extra: Mapping[int | str, dict[str, Any]] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """The schema's answers of a signed download route served by :func:`blob_response`: ``what``
+    (e.g. "The audio") in ``media_types``, whole or ranged, or a redirect; 403 for a bad signature,
+    404 with ``missing``; ``extra`` adds route-specific answers."""
+    content = dict.fromkeys(media_types, _BINARY)
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": f"{what}.", "content": content},
+        206: {"description": f"Part of {what[0].lower()}{what[1:]} (Range request).", "content": content},
+        307: {"description": "Redirect to the storage back-end's own time-limited URL (object stores)."},
+        403: {"model": ErrorBody, "description": "The signature is missing, malformed, wrong or expired."},
+        404: {"model": ErrorBody, "description": missing},
+        416: {"description": "The requested range is not satisfiable."},
+        500: {"model": ErrorBody, "description": "Internal error."},
+    }
+    return {**responses, **(extra or {})}
 
 
 async def blob_response(

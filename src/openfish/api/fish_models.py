@@ -4,19 +4,20 @@
 
 A Fish model is one of our voices (``services/voices``): made from uploaded audio, analysed by the
 voice job, usable as ``reference_id``; built-in voices are listed too. Isolation is the voices'
-own: another account's private model is a 404, exactly like one that does not exist.
+own: another account's private model is a 404, exactly like one that does not exist. Its
+``samples`` are its reference recordings (signed URLs, ``api/voice_samples.py``), for its owner
+only; ``task_count`` counts the charged requests that named it (``services/voices/tasks.py``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
 
-from openfish.api.deps import CurrentAccount, SettingsDep, VoicesDep
+from openfish.api.deps import CurrentAccount, SettingsDep, SignerDep, VoicesDep
 from openfish.api.envelopes import FishErrorBody, error_responses
+from openfish.api.fish_model_shapes import FishModel, FishModelPage, fish_model
 from openfish.api.fish_tts import FISH_TAG
 from openfish.api.voice_forms import (
     LANGUAGE_PATTERN,
@@ -27,20 +28,13 @@ from openfish.api.voice_forms import (
     numbered,
 )
 from openfish.errors import InvalidRequest
-from openfish.paths import FISH_MODELS, client_url
-from openfish.services.voices.catalog import VoiceFilters, VoiceView
+from openfish.paths import FISH_MODELS
 from openfish.services.voices.labels import Cover, check_cover, check_tags
+from openfish.services.voices.queries import VoiceFilters, VoiceScope, VoiceSort
 from openfish.services.voices.uploads import Upload
 
 router = APIRouter(prefix=FISH_MODELS, tags=[FISH_TAG])
 
-#: Our voice states as Fish model states.
-STATES = {"processing": "training", "ready": "trained", "failed": "failed"}
-#: The author of built-in voices, and of other accounts' public voices (whose owner is not shown).
-BUILTIN_AUTHOR = "openfish"
-ANONYMOUS_AUTHOR = "anonymous"
-#: Built-in voices were not made at any moment: they carry the Unix epoch.
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UPDATE_FIELDS = frozenset({"title", "description", "visibility", "tags", "cover_image"})
 #: Every field model creation takes (the SDKs send them all); ``language`` is ours.
 CREATE_FIELDS = frozenset(
@@ -60,118 +54,41 @@ CREATE_FIELDS = frozenset(
 )
 
 
-class FishAuthor(BaseModel):
-    """Who made a model: the caller (its account id), ``openfish`` (built-in) or ``anonymous``."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    id: str = Field(alias="_id")
-    nickname: str
-    avatar: str = ""
-
-
-class FishModel(BaseModel):
-    """A voice as a Fish Audio model."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    id: str = Field(alias="_id", description="Use it as reference_id.")
-    type: Literal["tts"] = "tts"
-    title: str
-    description: str
-    cover_image: str = Field(description="URL of the cover image (GET, with the token), or empty.")
-    train_mode: Literal["fast"] = "fast"
-    state: Literal["created", "training", "trained", "failed"] = Field(
-        description="training while the voice is analysed, then trained (usable) or failed."
-    )
-    tags: list[str]
-    samples: list[dict[str, str]] = Field(default_factory=list, description="Always empty.")
-    created_at: datetime
-    updated_at: datetime
-    languages: list[str]
-    visibility: str = Field(description="private, unlist or public (built-in voices).")
-    lock_visibility: bool = Field(description="True for built-in voices, which cannot be changed.")
-    like_count: int = 0
-    mark_count: int = 0
-    shared_count: int = 0
-    task_count: int = 0
-    liked: bool = False
-    marked: bool = False
-    author: FishAuthor
-
-
-class FishModelPage(BaseModel):
-    """One page of models."""
-
-    total: int
-    items: list[FishModel]
-
-
-def fish_model(request: Request, public_url: str | None, view: VoiceView, account_id: str) -> FishModel:
-    """The Fish shape of a voice as ``account_id`` sees it."""
-    record = view.record
-    cover = ""
-    if record is not None and record.cover_type is not None:
-        cover = str(client_url(request, public_url, "fish_model_cover", model_id=view.id))
-    if record is None:
-        author = FishAuthor(id=BUILTIN_AUTHOR, nickname=view.provider)
-    elif view.is_personal:
-        author = FishAuthor(id=account_id, nickname="")
-    else:
-        author = FishAuthor(id=ANONYMOUS_AUTHOR, nickname="")
-    return FishModel(
-        id=view.id,
-        title=view.name,
-        description=view.description,
-        cover_image=cover,
-        state=STATES.get(view.status, "trained"),
-        tags=list(record.tags) if record else [],
-        created_at=record.created_at if record else _EPOCH,
-        updated_at=record.updated_at if record else _EPOCH,
-        languages=[view.language],
-        visibility=view.visibility,
-        lock_visibility=record is None,
-        author=author,
-    )
-
-
 @router.get("", response_model=FishModelPage, responses=error_responses(envelope=FishErrorBody))
 async def list_models(
     request: Request,
     principal: CurrentAccount,
     voices: VoicesDep,
     settings: SettingsDep,
+    signer: SignerDep,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
     page_number: Annotated[int, Query(ge=1, le=100_000)] = 1,
     title: Annotated[str | None, Query(max_length=200, description="A piece of the title.")] = None,
     tag: Annotated[list[str] | None, Query(description="Models with every one of these tags.")] = None,
     self_only: Annotated[bool, Query(alias="self", description="Only the account's own models.")] = False,
-    author_id: Annotated[str | None, Query(max_length=200, description="The caller's own id only.")] = None,
+    author_id: Annotated[
+        str | None, Query(max_length=200, description="Only this account's models (others': public ones).")
+    ] = None,
     language: Annotated[list[str] | None, Query(description="Models speaking any of these.")] = None,
     title_language: Annotated[list[str] | None, Query(description="Accepted; changes nothing.")] = None,
-    sort_by: Annotated[Literal["task_count", "created_at"], Query(description="Newest first either way.")] = (
-        "task_count"
-    ),
+    sort_by: Annotated[
+        VoiceSort,
+        Query(description="task_count: most used first; score: used by the most accounts first; created_at."),
+    ] = "task_count",
 ) -> FishModelPage:
-    """The account's models and other accounts' public ones (newest first), then built-in voices."""
-    del title_language, sort_by  # nothing to sort by but age; no title languages are known
+    """The account's models and other accounts' public ones, and built-in voices, in one order."""
+    del title_language  # no title languages are known
     account_id = principal.account_id
     try:
         tags = check_tags(tag or [], "tag")
     except InvalidRequest:
         tags = None  # no model can carry such a tag
-    if tags is None or (author_id is not None and author_id != account_id):
+    if tags is None:
         return FishModelPage(total=0, items=[])
-    page = await voices.page(
-        account_id,
-        provider=None,
-        search=None,
-        limit=page_size,
-        offset=(page_number - 1) * page_size,
-        personal_only=self_only or author_id is not None,
-        filters=VoiceFilters(name=title, tags=tags, languages=language or []),
-    )
-    items = [fish_model(request, settings.public_url, view, account_id) for view in page.items]
+    filters = VoiceFilters(name=title, tags=tags, languages=language or [], author=author_id)
+    scope = VoiceScope(personal_only=self_only, filters=filters, sort=sort_by)
+    page = await voices.page(account_id, scope, limit=page_size, offset=(page_number - 1) * page_size)
+    items = [fish_model(request, settings, signer, view, account_id) for view in page.items]
     return FishModelPage(total=page.total, items=items)
 
 
@@ -186,6 +103,7 @@ async def create_model(
     principal: CurrentAccount,
     maker: VoiceMakerDep,
     settings: SettingsDep,
+    signer: SignerDep,
     title: Annotated[str, Form(min_length=1, max_length=200)],
     voices: Annotated[list[UploadFile], File(description="Reference recordings of one speaker.")],
     description: Annotated[str, Form(max_length=2000)] = "",
@@ -221,16 +139,21 @@ async def create_model(
         files_field="voices",
     )
     view = await maker.make(principal.account_id, form)
-    return fish_model(request, settings.public_url, view, principal.account_id)
+    return fish_model(request, settings, signer, view, principal.account_id)
 
 
 @router.get("/{model_id}", response_model=FishModel, responses=error_responses(404, envelope=FishErrorBody))
 async def get_model(
-    request: Request, model_id: str, principal: CurrentAccount, voices: VoicesDep, settings: SettingsDep
+    request: Request,
+    model_id: str,
+    principal: CurrentAccount,
+    voices: VoicesDep,
+    settings: SettingsDep,
+    signer: SignerDep,
 ) -> FishModel:
     """One model the account may see."""
     view = await voices.get(principal.account_id, model_id)
-    return fish_model(request, settings.public_url, view, principal.account_id)
+    return fish_model(request, settings, signer, view, principal.account_id)
 
 
 @router.patch(
@@ -242,6 +165,7 @@ async def update_model(
     principal: CurrentAccount,
     voices: VoicesDep,
     settings: SettingsDep,
+    signer: SignerDep,
     title: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
     description: Annotated[str | None, Form(max_length=2000)] = None,
     visibility: Annotated[Visibility | None, Form()] = None,
@@ -266,7 +190,7 @@ async def update_model(
         tags=check_tags(tags) if tags is not None else None,
         cover=await _cover(cover_image),
     )
-    return fish_model(request, settings.public_url, view, principal.account_id)
+    return fish_model(request, settings, signer, view, principal.account_id)
 
 
 @router.delete("/{model_id}", status_code=204, responses=error_responses(404, envelope=FishErrorBody))

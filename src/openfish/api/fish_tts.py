@@ -2,7 +2,7 @@
 MessagePack; the ``model`` header picks the version), so that the ``fish-audio-sdk`` clients work
 unchanged (``docs/clients.md``).
 
-The body is translated into our TTS request (``services/fish/tts.py``) and answered by the same
+The body is translated into our TTS request (``services/tts/fish_request.py``) and answered by the same
 responder as ``POST /api/open/v1/speech/tts``: same planner, render chain, billing and limits.
 """
 
@@ -20,7 +20,7 @@ from openfish.api.envelopes import FishErrorBody, error_responses
 from openfish.api.tts import AUDIO_RESPONSE, Number, TtsResponderDep, clean_text
 from openfish.container import Services
 from openfish.paths import FISH_TTS
-from openfish.services.fish.tts import FishTts
+from openfish.services.tts.fish_request import FishTts
 from openfish.services.tts.planner import TtsRequest
 from openfish.services.voices.uploads import Upload
 
@@ -29,7 +29,7 @@ FISH_TAG = "fish-audio"
 router = APIRouter(tags=[FISH_TAG])
 
 FishFormat = Literal["mp3", "wav", "pcm", "opus"]
-#: Output rates a request may ask for (opus is always 48 kHz; see ``services/fish/tts.py``).
+#: Output rates a request may ask for (opus is always 48 kHz; see ``services/tts/fish_request.py``).
 SampleRate = Literal[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000]
 Unit = Annotated[float, Field(strict=True, ge=0, le=1)]
 _IGNORED = "Accepted; the engines here have no sampling to tune, so it changes nothing."
@@ -132,10 +132,13 @@ class FishTtsBody(BaseModel):
         )
 
 
-#: The ``model`` header (``s1``, ``speech-1.6``…): which version speaks; see ``docs/clients.md``.
+#: The ``model`` header (``s2.1-pro``, ``s1``, ``speech-1.6``…): which version speaks; see
+#: ``docs/clients.md``.
 ModelHeader = Annotated[
     str | None,
-    Header(alias="model", max_length=40, description="s1 (default), speech-1.6, speech-1.5, s2-pro…"),
+    Header(
+        alias="model", max_length=40, description="s2.1-pro (default), s2-pro, s1, speech-1.6, speech-1.5…"
+    ),
 ]
 
 

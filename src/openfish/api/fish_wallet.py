@@ -14,7 +14,7 @@ from openfish.api.deps import AccountsDep, BillingDep, CurrentAccount
 from openfish.api.envelopes import FishErrorBody, error_responses
 from openfish.api.fish_tts import FISH_TAG
 from openfish.paths import FISH_WALLET
-from openfish.services.fish.wallet import monthly_package
+from openfish.services.accounts.fish_wallet import monthly_package
 
 router = APIRouter(prefix=FISH_WALLET, tags=[FISH_TAG])
 

@@ -26,10 +26,10 @@ from openfish.api.deps import (
     SettingsDep,
     SignerDep,
 )
-from openfish.api.downloads import blob_response
+from openfish.api.downloads import blob_response, download_responses
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
-from openfish.errors import ErrorBody, NotFound
+from openfish.errors import NotFound
 from openfish.jobs.queue import FAILED, PROCESSING, QUEUED, SUCCEEDED
 from openfish.jobs.service import JobService
 from openfish.paths import LEGACY, LIPSYNC_RESULTS, V1
@@ -210,21 +210,7 @@ async def get_job(
 @router.get(
     LIPSYNC_RESULTS.removeprefix(router.prefix) + "/{name}",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The video.",
-            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
-        },
-        206: {
-            "description": "Part of the video (Range request).",
-            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
-        },
-        307: {"description": "Redirect to the storage back-end's own time-limited URL (object stores)."},
-        403: {"model": ErrorBody, "description": "The signature is missing, malformed, wrong or expired."},
-        404: {"model": ErrorBody, "description": "No such video."},
-        416: {"description": "The requested range is not satisfiable."},
-        500: {"model": ErrorBody, "description": "Internal error."},
-    },
+    responses=download_responses("The video", ["video/mp4"], "No such video."),
 )
 async def result_video(
     name: str,

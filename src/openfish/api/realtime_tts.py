@@ -129,6 +129,7 @@ class TtsConversation(Conversation):
             credits_per_character=price,
             send=self._send_audio,
             on_failure=self._failed,
+            on_spoken=lambda: services.synthesis.count_task(self._principal.account_id, plan.named_voice),
         )
         self._stream = _Stream(speech, meter)
         if self._legacy:

@@ -17,7 +17,7 @@ from openfish.config import Settings
 from openfish.engines.registry import EngineRegistry
 from openfish.paths import FISH_ASR, FISH_TTS
 from openfish.services.asr.openai_transcription import OPENAI_TRANSCRIPTION_MODELS
-from openfish.services.fish.tts import DEFAULT_MODEL, fish_models
+from openfish.services.tts.fish_request import DEFAULT_MODEL, fish_models
 from openfish.services.tts.openai_speech import speech_models
 from openfish.services.tts.planner import base_language
 from openfish.services.voices.labels import MAX_TAG_CHARS, MAX_TAGS, TAG_PATTERN

@@ -17,9 +17,10 @@ from openfish.config import VoiceSettings
 from openfish.errors import InvalidRequest
 from openfish.services.accounts.idempotency import request_fingerprint
 from openfish.services.runtime.workers import WorkerPool
-from openfish.services.voices.catalog import VoiceService, VoiceView
+from openfish.services.voices.catalog import VoiceService
 from openfish.services.voices.labels import Cover
 from openfish.services.voices.uploads import Upload, check_uploads
+from openfish.services.voices.views import VoiceView
 
 Visibility = Literal["private", "unlist", "public"]
 

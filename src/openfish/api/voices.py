@@ -1,5 +1,6 @@
-"""Voices: ``/api/open/v1/voices`` (create from reference audio, list, get, delete) and the
-legacy voice model paths ``/api/open/{create,list,delete}-model``."""
+"""Voices: ``/api/open/v1/voices`` (create from reference audio, list, get, delete; a made voice's
+recordings are ``api/voice_samples.py``'s) and the legacy voice model paths
+``/api/open/{create,list,delete}-model``."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from openfish.api import voice_samples
 from openfish.api.bodies import WholeNumber, body_schema, read_model
 from openfish.api.deps import CurrentAccount, IdempotencyDep, VoicesDep
 from openfish.api.envelopes import error_responses
 from openfish.api.idempotent import IdempotencyKey, run_once
 from openfish.api.voice_forms import VoiceFormDep, VoiceMakerDep
 from openfish.paths import LEGACY, V1
-from openfish.services.voices.catalog import VoiceView
+from openfish.services.voices.queries import VoiceScope
+from openfish.services.voices.views import VoiceView
 
 router = APIRouter(prefix=V1, tags=["voices"])
+router.include_router(voice_samples.router)  # part of the voices surface: on and off with it
 legacy_router = APIRouter(prefix=LEGACY, tags=["legacy"])
 
 
@@ -101,11 +105,14 @@ async def list_voices(
     search: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    owner: Annotated[
+        Literal["me"] | None,
+        Query(description="`me`: only the voices this account made (any status and visibility)."),
+    ] = None,
 ) -> VoiceList:
     """The account's voices and public ones, then the built-in voices."""
-    page = await voices.page(
-        principal.account_id, provider=provider, search=search, limit=limit, offset=offset
-    )
+    scope = VoiceScope(provider=provider, search=search, personal_only=owner == "me")
+    page = await voices.page(principal.account_id, scope, limit=limit, offset=offset)
     return VoiceList(
         total=page.total,
         page=offset // limit + 1,
@@ -239,14 +246,12 @@ async def create_model(
 async def list_models(request: Request, principal: CurrentAccount, voices: VoicesDep) -> ModelList:
     """Voice models the account may use, paged (legacy shape)."""
     body = await read_model(request, ListModelsBody)
-    page = await voices.page(
-        principal.account_id,
-        provider=None,
-        search=None,
-        limit=body.pageSize,
-        offset=(body.page - 1) * body.pageSize,
+    scope = VoiceScope(
         personal_only=body.modelType == "personal",
         others_only=not body.includePersonal or body.modelType == "public",
+    )
+    page = await voices.page(
+        principal.account_id, scope, limit=body.pageSize, offset=(body.page - 1) * body.pageSize
     )
     return ModelList(
         items=[_legacy(view) for view in page.items],

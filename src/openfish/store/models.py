@@ -166,6 +166,20 @@ class Voice(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class VoiceUsage(Base):
+    """How often one account spoke with one voice (made or built-in): the Fish Audio API's
+    ``task_count`` is the sum over accounts, and its ``score`` sort counts the accounts."""
+
+    __tablename__ = "voice_usage"
+
+    #: A made voice's id or a built-in voice's (rows of a deleted made voice go with it).
+    voice_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    #: Synthesis requests that named the voice and were charged (sync, stored, jobs, realtime).
+    task_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Job(Base):
     """A unit of async work (TTS now; lip sync and long transcriptions later).
 

@@ -22,9 +22,9 @@ SETTINGS = TtsSettings(openai_voices={"fable": "espeak-en-gb"})
     ("model", "version"),
     [
         ("tts-1", "v1"),
-        ("tts-1-hd", "v3-hd"),
-        ("gpt-4o-mini-tts", "v3-turbo"),
-        ("gpt-4o-mini-tts-2025-03-20", "v3-turbo"),
+        ("tts-1-hd", "s1"),
+        ("gpt-4o-mini-tts", "v3-hd"),
+        ("gpt-4o-mini-tts-2025-03-20", "v3-hd"),
         ("s1", "s1"),
         ("v3-hd", "v3-hd"),
     ],

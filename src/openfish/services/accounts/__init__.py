@@ -1,2 +1,2 @@
-"""Accounts and their money: API tokens, the credit ledger, usage, request limits, idempotency and
-the meters of realtime sessions."""
+"""Accounts and their money: API tokens, the credit ledger, usage, request limits, idempotency, the
+meters of realtime sessions, and the Fish Audio wallet's monthly package."""

@@ -1,2 +1,2 @@
-"""Text to speech: planning a request, the one render chain, sync and stored synthesis, TTS jobs and
-realtime TTS."""
+"""Text to speech: planning a request, the one render chain, sync and stored synthesis, TTS jobs,
+realtime TTS, and the OpenAI and Fish Audio speech requests in our terms."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from openfish.config import Settings
 from openfish.engines.base import EngineError
 from openfish.errors import OpenfishError
 from openfish.jobs.kinds import BlobArea, JobFailed, JobKind, Progress
+from openfish.jobs.queue import SUCCEEDED
 from openfish.jobs.service import JobService
 from openfish.paths import SignedLinks
 from openfish.services.runtime.workers import WorkerPool
@@ -65,6 +68,12 @@ class TtsJobs(JobKind[TtsRequest]):
         name = output_name(job, plan.sample_rate)
         await self._pool.submit(lambda: self._blobs.put(f"{JOB_AREA}/{name}", audio))
         return {"audio": name, "format": plan.format, "characters": plan.characters, "bytes": len(audio)}
+
+    async def settled(self, job: Job, status: str, error: str | None, session: AsyncSession) -> bool:
+        """A job that succeeded is a task of the voice it named, counted with its capture."""
+        if status == SUCCEEDED:
+            await self._synthesis.count_task(job.account_id, self.payload(job).voice_id, session)
+        return True
 
     def result_url(self, result: dict[str, Any]) -> tuple[str, int]:
         """The signed URL of a job's audio and when it expires."""

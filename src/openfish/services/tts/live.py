@@ -32,6 +32,8 @@ from openfish.services.tts.text_split import LiveTextBuffer, is_speakable
 SendAudio = Callable[[bytes], Awaitable[None]]
 #: Told when the stream fails on its own (engine error, credits ran out) with the error to report.
 OnFailure = Callable[[OpenfishError], Awaitable[None]]
+#: Told once when the stream ends normally having spoken something (it counts as a task of its voice).
+OnSpoken = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class LiveSpeech:
         credits_per_character: int,
         send: SendAudio,
         on_failure: OnFailure,
+        on_spoken: OnSpoken | None = None,
     ) -> None:
         self._plan = plan
         self._pool = pool
@@ -66,6 +69,7 @@ class LiveSpeech:
         self._price = credits_per_character
         self._send = send
         self._on_failure = on_failure
+        self._on_spoken = on_spoken
         self._renderer = Renderer(plan)
         self._text = LiveTextBuffer()
         self._queue: asyncio.Queue[str | _Mark | _End] = asyncio.Queue()
@@ -136,6 +140,8 @@ class LiveSpeech:
                 item = await self._queue.get()
                 if isinstance(item, _End):
                     await self._send((await self._pool.submit(self._renderer.finish))[0])
+                    if self._meter.units and self._on_spoken is not None:
+                        await self._on_spoken()
                     return True
                 if isinstance(item, _Mark):
                     await item.then()

@@ -72,6 +72,9 @@ class SynthesisPlan:
     #: The rate the audio is delivered at (resampled from the engine's when they differ).
     output_rate: int | None = None
     bitrate_kbps: int | None = None
+    #: The voice id the request named (a made voice's, not its base voice's); None: the default
+    #: voice of the text's language. A charged request is a task of that voice.
+    named_voice: str | None = None
 
     @property
     def sample_rate(self) -> int:

@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from openfish.config import Settings
 from openfish.errors import EngineUnavailable, Unprocessable
 from openfish.services.accounts.billing import BillingService, ChargeResult
@@ -35,6 +37,9 @@ def stored_audio_key(name: str) -> str:
 
 #: Finds the made voice behind a voice id: (base voice id, conversion), or None for built-ins.
 ConversionResolver = Callable[[str, str], Awaitable[tuple[str, Conversion] | None]]
+#: Counts a charged request that named a voice as one of its tasks: (account id, voice id, the
+#: transaction to count in or None for one of its own); ``VoiceService.count_task``.
+TaskCounter = Callable[[str, str, AsyncSession | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,10 @@ class SynthesisService:
         pool: WorkerPool,
         blobs: BlobStore,
         conversions: ConversionResolver | None = None,
+        count_task: TaskCounter | None = None,
     ) -> None:
         self._conversions = conversions
+        self._count_task = count_task
         self._blobs = blobs
         self._planner = planner
         self._billing = billing
@@ -118,7 +125,7 @@ class SynthesisService:
             plan=plan,
             content_type=renderer.encoder.content_type,
             hold=hold,
-            body=self._produce(plan, renderer, reference),
+            body=self._produce(account_id, plan, renderer, reference),
         )
 
     async def render(self, account_id: str, request: TtsRequest, reference: str) -> StoredSpeech:
@@ -144,6 +151,7 @@ class SynthesisService:
                     raise Unprocessable(f"text: {exc}") from exc
                 finally:
                     self._active -= 1
+            await self.count_task(account_id, plan.named_voice)
         return StoredSpeech(plan=plan, name=name, hold=hold, reused=reused)
 
     def _reuse(self, key: str) -> bool:
@@ -171,6 +179,7 @@ class SynthesisService:
         self, account_id: str, request: TtsRequest, planner: Callable[[TtsRequest], SynthesisPlan]
     ) -> SynthesisPlan:
         conversion = None
+        named = request.voice_id or None
         if request.voice_id and self._conversions is not None:
             resolved = await self._conversions(account_id, request.voice_id)
             if resolved is not None:
@@ -178,13 +187,24 @@ class SynthesisService:
                 request = replace(request, voice_id=base_voice)
         # Planning may load an engine on first use: never on the event loop.
         plan = await self._pool.submit(lambda: planner(request))
-        return replace(plan, conversion=conversion) if conversion else plan
+        return replace(plan, conversion=conversion, named_voice=named)
+
+    async def count_task(
+        self, account_id: str, voice_id: str | None, session: AsyncSession | None = None
+    ) -> None:
+        """Count a charged request as a task of the voice it named (none named: nothing), in
+        ``session``'s transaction or one of its own. Called before the capture, inside the charged
+        work: a failure to count fails the request, which is then not charged."""
+        if voice_id and self._count_task is not None:
+            await self._count_task(account_id, voice_id, session)
 
     async def settle(self, reference: str) -> None:
         """Release the hold if its stream never finished (idempotent; safe after capture)."""
         await self._billing.settle(reference, succeeded=False)
 
-    async def _produce(self, plan: SynthesisPlan, renderer: Renderer, reference: str) -> AsyncIterator[bytes]:
+    async def _produce(
+        self, account_id: str, plan: SynthesisPlan, renderer: Renderer, reference: str
+    ) -> AsyncIterator[bytes]:
         completed = False
         self._active += 1
         try:
@@ -199,6 +219,7 @@ class SynthesisService:
             if samples == 0:
                 # Headers are sent by now: failing the stream is how the client learns of it.
                 raise NoAudio(f"{plan.engine.name} made no audio for this text")
+            await self.count_task(account_id, plan.named_voice)
             completed = True
         finally:
             self._active -= 1

@@ -1,1 +1,2 @@
-"""Voices: the catalogue (built-in and made), reference uploads, analysis (a job kind) and conversion."""
+"""Voices: the catalogue (built-in and made), listing, usage counts, reference uploads, analysis (a
+job kind) and conversion."""

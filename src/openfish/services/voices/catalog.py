@@ -8,15 +8,13 @@ their owner: every other account gets 404, exactly as for a voice that does not 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, or_, select
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openfish.config import Settings
-from openfish.engines.base import VoiceInfo
 from openfish.engines.registry import EngineRegistry
 from openfish.errors import Conflict, InvalidRequest, NotFound
 from openfish.jobs.service import JobService
@@ -32,52 +30,20 @@ from openfish.services.voices.analysis import (
     voice_hold_reference,
 )
 from openfish.services.voices.labels import Cover
+from openfish.services.voices.queries import VoiceScope, list_page
+from openfish.services.voices.tasks import count_task, forget, usage_of
 from openfish.services.voices.uploads import Reference
+from openfish.services.voices.views import VoicePage, VoiceView, builtin_view, custom_view
 from openfish.store.blobs import BlobStore
 from openfish.store.database import Database
 from openfish.store.models import Voice
 
-CUSTOM_PROVIDER = "custom"
 VISIBILITIES = ("private", "unlist", "public")
-
-
-@dataclass(frozen=True)
-class VoiceView:
-    """A voice as the API lists it: built-in or made, with whose it is."""
-
-    id: str
-    name: str
-    provider: str
-    language: str
-    description: str = ""
-    visibility: str = "public"
-    status: str = "ready"
-    failure_reason: str | None = None
-    is_personal: bool = False
-    record: Voice | None = None
-
-
-@dataclass(frozen=True)
-class VoiceFilters:
-    """Narrowing a listing: a piece of the name, every one of ``tags``, any one of ``languages``
-    (``en`` matches ``en-US``). Built-in voices have no tags, so a tag filter leaves them out."""
-
-    name: str | None = None
-    tags: Sequence[str] = ()
-    languages: Sequence[str] = ()
 
 
 def cover_key(voice_id: str) -> str:
     """Blob key of a voice's cover image."""
     return f"{VOICE_AREA}/{voice_id}_cover.img"
-
-
-@dataclass(frozen=True)
-class VoicePage:
-    """One page of a voice listing."""
-
-    total: int
-    items: list[VoiceView]
 
 
 class VoiceService:
@@ -169,15 +135,23 @@ class VoiceService:
         return voice
 
     async def get(self, account_id: str, voice_id: str) -> VoiceView:
-        """A voice the account may see, built-in or made; 404 otherwise."""
+        """A voice the account may see, built-in or made, with its usage; 404 otherwise."""
         found = self._engines.find_voice(voice_id)
-        if found is not None:
-            return _builtin_view(found[1])
+        voice = None if found is not None else await self._visible(account_id, voice_id)
+        async with self._db.session() as session:
+            usage = (await usage_of(session, [voice_id])).get(voice_id)
+        if voice is not None:
+            return custom_view(voice, account_id, usage)
+        assert found is not None
+        return builtin_view(found[1], usage)
+
+    async def _visible(self, account_id: str, voice_id: str) -> Voice:
+        """A made voice the account may see (its own, or not private); 404 otherwise."""
         async with self._db.session() as session:
             voice = await session.get(Voice, voice_id)
         if voice is None or (voice.account_id != account_id and voice.visibility == "private"):
             raise NotFound(f"voice {voice_id} does not exist")
-        return _custom_view(voice, account_id)
+        return voice
 
     async def update(
         self,
@@ -225,10 +199,11 @@ class VoiceService:
 
     async def cover(self, account_id: str, voice_id: str) -> Cover:
         """The cover image of a voice the account may see; 404 when it has none."""
-        view = await self.get(account_id, voice_id)
-        if view.record is None or view.record.cover_type is None:
+        if self._engines.find_voice(voice_id) is not None:
             raise NotFound(f"voice {voice_id} has no cover image")
-        content_type = view.record.cover_type
+        content_type = (await self._visible(account_id, voice_id)).cover_type
+        if content_type is None:
+            raise NotFound(f"voice {voice_id} has no cover image")
         try:
             data = await self._pool.submit(lambda: self._blobs.get(cover_key(voice_id)))
         except FileNotFoundError:
@@ -239,12 +214,11 @@ class VoiceService:
         """The made voice to speak with (None for a built-in id); 404 if hidden, 409 if not ready."""
         if self._engines.find_voice(voice_id) is not None:
             return None
-        view = await self.get(account_id, voice_id)
-        assert view.record is not None
-        if view.status != "ready":
-            reason = f": {view.failure_reason}" if view.failure_reason else ""
-            raise Conflict(f"voice {voice_id} is {view.status}{reason}; it cannot speak yet")
-        return view.record
+        voice = await self._visible(account_id, voice_id)
+        if voice.status != "ready":
+            reason = f": {voice.failure_reason}" if voice.failure_reason else ""
+            raise Conflict(f"voice {voice_id} is {voice.status}{reason}; it cannot speak yet")
+        return voice
 
     async def delete(self, account_id: str, voice_id: str) -> None:
         """Delete the account's own voice with its clips and profile; 404 for anything else."""
@@ -254,87 +228,32 @@ class VoiceService:
                 raise NotFound(f"voice {voice_id} does not exist")
             count = voice.reference_count
             await session.delete(voice)
+            await forget(session, voice_id)
             # A voice deleted while processing must not keep its price held (a no-op once settled).
             await self._billing.release(voice_hold_reference(voice_id), session=session)
         await self._pool.submit(lambda: self._remove_blobs(voice_id, count))
 
-    async def page(
-        self,
-        account_id: str,
-        *,
-        provider: str | None,
-        search: str | None,
-        limit: int,
-        offset: int,
-        personal_only: bool = False,
-        others_only: bool = False,
-        include_builtin: bool = True,
-        filters: VoiceFilters | None = None,
-    ) -> VoicePage:
-        """Made voices the account may list (its own, others' public ones), then built-in voices.
-        ``personal_only``: only the account's own made voices; ``others_only``: none of them (both:
-        an empty page). Filtered before paging, so totals and pages count what is listed."""
-        needle = (search or "").strip().lower()
-        narrow = filters or VoiceFilters()
-        customs = provider in (None, CUSTOM_PROVIDER)
-        query = self._visible(account_id, needle, personal_only, others_only) if customs else None
-        if query is not None:
-            query = _narrowed(query, narrow)
-        custom_total = 0
-        if query is not None:
-            async with self._db.session() as session:
-                custom_total = int(
-                    await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-                )
-        builtins = [] if personal_only or not include_builtin else self._builtins(provider, needle, narrow)
-        if personal_only and others_only:
-            return VoicePage(total=0, items=[])
-        items: list[VoiceView] = []
-        if query is not None and offset < custom_total:
-            async with self._db.session() as session:
-                page = await session.scalars(
-                    query.order_by(Voice.created_at.desc(), Voice.id).offset(offset).limit(limit)
-                )
-                items = [_custom_view(voice, account_id) for voice in page]
-        start = max(0, offset - custom_total)
-        items += builtins[start : start + limit - len(items)]
-        return VoicePage(total=custom_total + len(builtins), items=items)
-
-    def _visible(self, account_id: str, needle: str, personal_only: bool, others_only: bool) -> Select[Voice]:
-        mine: ColumnElement[bool] = Voice.account_id == account_id
-        shared = and_(Voice.visibility == "public", Voice.status == "ready")
-        if personal_only:
-            visible = mine
-        elif others_only:
-            visible = and_(Voice.account_id != account_id, shared)
-        else:
-            visible = or_(mine, shared)
-        query = select(Voice).where(visible)
-        if needle:
-            pattern = f"%{needle.replace('%', '').replace('_', '')}%"
-            query = query.where(
-                or_(func.lower(Voice.name).like(pattern), func.lower(Voice.description).like(pattern))
+    async def page(self, account_id: str, scope: VoiceScope, *, limit: int, offset: int) -> VoicePage:
+        """Made voices the account may list (its own, others' public ready ones) and built-in voices,
+        as ``scope`` narrows and sorts them (``services/voices/queries.py``)."""
+        async with self._db.session() as session:
+            return await list_page(
+                session, self._engines.speech_engines(), account_id, scope, limit=limit, offset=offset
             )
-        return query
 
-    def _builtins(self, provider: str | None, needle: str, narrow: VoiceFilters) -> list[VoiceView]:
-        if narrow.tags:
-            return []
-        name = (narrow.name or "").strip().lower()
-        languages = {language.lower() for language in narrow.languages}
-        views = []
-        for engine in self._engines.speech_engines():
-            if provider not in (None, engine.name):
-                continue
-            for info in engine.voices():
-                if needle and needle not in f"{info.id} {info.name} {info.language}".lower():
-                    continue
-                if name and name not in f"{info.id} {info.name}".lower():
-                    continue
-                if languages and not _speaks(info.language, languages):
-                    continue
-                views.append(_builtin_view(info))
-        return views
+    async def count_task(self, account_id: str, voice_id: str, session: AsyncSession | None = None) -> None:
+        """Count a charged synthesis request that named ``voice_id`` (``services/voices/tasks.py``)
+        in ``session``'s transaction, or in one of its own; only voices that exist count (not
+        inline references, not a voice deleted meanwhile)."""
+        if session is None:
+            async with self._db.transaction() as own:
+                await self.count_task(account_id, voice_id, own)
+            return
+        if self._engines.find_voice(voice_id) is None:
+            made = await session.scalar(select(Voice.id).where(Voice.id == voice_id))
+            if made is None:
+                return
+        await count_task(session, account_id, voice_id)
 
     def _store_reference(self, voice_id: str, index: int, reference: Reference) -> None:
         self._blobs.put(reference_key(voice_id, index), reference.wav())
@@ -344,55 +263,3 @@ class VoiceService:
             self._blobs.delete(reference_key(voice_id, index))
         self._blobs.delete(profile_key(voice_id))
         self._blobs.delete(cover_key(voice_id))
-
-
-def _like(text: str) -> str:
-    """``text`` escaped for LIKE with ``!`` as the escape character."""
-    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-
-
-def _narrowed(query: Select[Voice], narrow: VoiceFilters) -> Select[Voice]:
-    """``query`` with the filters as portable SQL (LIKE on the name, the language and the tags'
-    stored JSON text: checked tags hold no quotes or backslashes, so ``"tag"`` is one whole tag)."""
-    name = (narrow.name or "").strip().lower()
-    if name:
-        query = query.where(func.lower(Voice.name).like(f"%{_like(name)}%", escape="!"))
-    stored_tags = func.lower(cast(Voice.tags, Text))
-    for tag in narrow.tags:
-        query = query.where(stored_tags.like(f"%{_like(json.dumps(tag.lower()))}%", escape="!"))
-    if narrow.languages:
-        language = func.lower(Voice.language)
-        query = query.where(
-            or_(
-                *(
-                    or_(language == code.lower(), language.like(f"{_like(code.lower())}-%", escape="!"))
-                    for code in narrow.languages
-                )
-            )
-        )
-    return query
-
-
-def _speaks(language: str, codes: set[str]) -> bool:
-    """Whether a voice of ``language`` (``en-us``, ``en_US``) speaks one of ``codes``."""
-    spoken = language.lower().replace("_", "-")
-    return any(spoken == code or spoken.startswith(f"{code}-") for code in codes)
-
-
-def _builtin_view(info: VoiceInfo) -> VoiceView:
-    return VoiceView(id=info.id, name=info.name, provider=info.engine, language=info.language)
-
-
-def _custom_view(voice: Voice, account_id: str) -> VoiceView:
-    return VoiceView(
-        id=voice.id,
-        name=voice.name,
-        provider=CUSTOM_PROVIDER,
-        language=voice.language,
-        description=voice.description,
-        visibility=voice.visibility,
-        status=voice.status,
-        failure_reason=voice.failure_reason,
-        is_personal=voice.account_id == account_id,
-        record=voice,
-    )

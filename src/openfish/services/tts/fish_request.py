@@ -1,5 +1,6 @@
-"""The Fish Audio API's TTS options in our terms: which version its ``model`` header means, how its
-``latency`` and ``chunk_length`` cut the text, which bitrate applies to the chosen format.
+"""The Fish Audio API's TTS request in our terms: which version its ``model`` header means, how its
+``latency`` and ``chunk_length`` cut the text, which bitrate applies to the chosen format (as
+``openai_speech.py`` does for OpenAI's speech request).
 
 Used by ``POST /v1/tts`` and ``/v1/tts/live`` (``api/fish_tts.py``, ``api/fish_live.py``); the
 request that comes out is planned, billed and rendered exactly like ``/api/open/v1/speech/tts``.
@@ -15,20 +16,23 @@ from openfish.services.tts.planner import TtsRequest
 from openfish.services.tts.text_split import FIRST_PIECE_CHARS
 
 #: The model a request without a ``model`` header gets (the Fish Audio API's default).
-DEFAULT_MODEL = "s1"
+DEFAULT_MODEL = "s2.1-pro"
 #: ``opus_bitrate`` that asks the encoder to choose (we then use our Opus default).
 AUTO_OPUS_BITRATE = -1000
 
 
 def fish_models(settings: TtsSettings) -> list[str]:
-    """The ``model`` header values this server honours: those whose version it has."""
-    return [model for model, version in settings.fish_models.items() if version in settings.versions]
+    """The ``model`` header values this server honours: Fish's names whose version it has, then
+    our version names (as on the OpenAI speech path), so that every version can be reached."""
+    fish = [model for model, version in settings.fish_models.items() if version in settings.versions]
+    return [*fish, *(version for version in settings.versions if version not in settings.fish_models)]
 
 
 def fish_version(model: str | None, settings: TtsSettings) -> str:
-    """The version a ``model`` header names (none: :data:`DEFAULT_MODEL`); 400 for others."""
+    """The version a ``model`` header names (none: :data:`DEFAULT_MODEL`): a Fish model name
+    through ``settings.fish_models``, or one of our versions by name; 400 for others."""
     name = model or DEFAULT_MODEL
-    version = settings.fish_models.get(name)
+    version = settings.fish_models.get(name, name if name in settings.versions else None)
     if version is None or version not in settings.versions:
         raise InvalidRequest(f"model: must be one of {', '.join(fish_models(settings))}, not {name!r}")
     return version
