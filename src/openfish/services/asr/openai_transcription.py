@@ -37,12 +37,13 @@ def refuse_diarization(fields: Mapping[str, Any]) -> None:
     """400 naming the first diarization field of a request's ``fields`` (as sent), if any."""
     if fields.get("model") in DIARIZATION_MODELS:
         raise InvalidRequest(
-            f"model: {fields['model']} needs {_NO_DIARIZATION}; use whisper-1 or one of /v1/models"
+            f"model: {fields['model']} diarizes speakers, but {_NO_DIARIZATION}; use whisper-1 or "
+            "one of /v1/models"
         )
     if fields.get("response_format") == "diarized_json":
         raise InvalidRequest(
-            f"response_format: diarized_json needs {_NO_DIARIZATION}; use json, text, srt, vtt "
-            "or verbose_json"
+            "response_format: diarized_json labels speakers, but "
+            f"{_NO_DIARIZATION}; use json, text, srt, vtt or verbose_json"
         )
     for name in DIARIZATION_FIELDS:
         if name in fields:
