@@ -72,7 +72,7 @@ def test_the_request_takes_emotion_only_where_the_version_allows_it_and_pcm_is_2
 
     steered = request("gpt-4o-mini-tts", "pcm").to_request(SETTINGS)
     assert (steered.version, steered.emotion, steered.sample_rate, steered.voice_id) == (
-        "v3-turbo",
+        "v3-hd",
         "happy",
         24000,
         None,
