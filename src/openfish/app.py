@@ -28,6 +28,7 @@ from openfish.api import (
 )
 from openfish.api import files as files_api
 from openfish.api import lipsync as lipsync_api
+from openfish.api import transcription_jobs as transcription_jobs_api
 from openfish.api import tts_jobs as tts_jobs_api
 from openfish.api import voices as voices_api
 from openfish.api.handlers import install_error_handlers
@@ -52,7 +53,7 @@ def _surface_routers(settings: Settings, engines: EngineRegistry) -> list[APIRou
         "usage": [usage.router],
         "tts": [tts.router, tts.legacy_router, tts_jobs_api.router, audio.router],
         "voices": [voices_api.router, voices_api.legacy_router],
-        "asr": [transcriptions.router],
+        "asr": [transcriptions.router, transcription_jobs_api.router],
         "files": [files_api.router],
     }
     if engines.lipsync(settings.lipsync.engine) is not None:
@@ -128,6 +129,7 @@ def create_app(settings: Settings, engines: EngineRegistry | None = None) -> Fas
             fish_asr.FishAsrBody,
             openai_compat.SpeechBody,
             transcriptions.TranscriptionBody,
+            transcriptions.TranscriptionJobBody,
             lipsync_api.LipSyncBody,
             profile.ProfileUpdate,
             voices_api.ListModelsBody,

@@ -28,6 +28,7 @@ from openfish.services.accounts.idempotency import IdempotencyService
 from openfish.services.accounts.limits import RequestLimiter
 from openfish.services.accounts.sessions import SessionSlots, release_abandoned
 from openfish.services.accounts.usage import UsageService
+from openfish.services.asr.jobs import TranscriptionJobs
 from openfish.services.asr.sessions import LiveListeningFactory
 from openfish.services.asr.transcription import TranscriptionService
 from openfish.services.media.fetch import MediaFetcher
@@ -85,6 +86,7 @@ class Services:
     files: FileService
     media_fetcher: MediaFetcher
     transcription: TranscriptionService
+    transcription_jobs: TranscriptionJobs
     realtime_slots: SessionSlots
     live_listening: LiveListeningFactory
     lipsync: LipSyncJobs
@@ -98,9 +100,10 @@ class Services:
         the background work this process does.
 
         ``worker=False`` is an API node (``openfish serve``): models load per their preload
-        settings, and background work (every job kind — TTS, lip sync, voice analysis — webhook
-        deliveries, maintenance) runs only with ``jobs.embedded_worker``. ``worker=True`` is
-        ``openfish worker``: every model loads and every kind of background work runs.
+        settings, and background work (every job kind — TTS, lip sync, voice analysis,
+        transcription — webhook deliveries, maintenance) runs only with ``jobs.embedded_worker``.
+        ``worker=True`` is ``openfish worker``: every model loads and every kind of background
+        work runs.
         """
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -173,8 +176,12 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     media_fetcher = MediaFetcher(settings)
     media = MediaInputs(files, signer, blobs, pool, settings.own_base_urls, media_fetcher)
     transcription = TranscriptionService(settings, billing, engines, pool, media)
+    accounts = AccountService(db, settings, billing)
+    transcription_jobs = TranscriptionJobs(
+        jobs, settings, transcription, accounts, billing, blobs, pool, links
+    )
     lipsync = LipSyncJobs(jobs, settings, engines, media, blobs, pool, links)
-    for kind in (tts_jobs, lipsync, analysis):
+    for kind in (tts_jobs, lipsync, analysis, transcription_jobs):
         jobs.register(kind)
     job_worker = JobWorker(
         db,
@@ -188,7 +195,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
     services = Services(
         settings=settings,
         db=db,
-        accounts=AccountService(db, settings, billing),
+        accounts=accounts,
         billing=billing,
         usage=UsageService(db),
         limiter=RequestLimiter(request_counters),
@@ -208,6 +215,7 @@ def build_services(settings: Settings, engines: EngineRegistry | None = None) ->
         webhooks=webhooks,
         files=files,
         transcription=transcription,
+        transcription_jobs=transcription_jobs,
         lipsync=lipsync,
         media_fetcher=media_fetcher,
         realtime_slots=SessionSlots(session_counters),

@@ -24,6 +24,11 @@ STORED_AUDIO = f"{V1}/audio"
 UPLOADS = f"{V1}/files"
 #: Lip-sync result videos, behind signed URLs: ``{LIPSYNC_RESULTS}/<name>``.
 LIPSYNC_RESULTS = f"{V1}/media/lip-sync/results"
+#: Transcription jobs: ``{TRANSCRIPTION_JOBS}/<job id>``.
+TRANSCRIPTION_JOBS = f"{V1}/speech/transcriptions/jobs"
+#: A transcription job's transcript (JSON) and captions (SRT, VTT), behind signed URLs:
+#: ``{TRANSCRIPTION_RESULTS}/<name>``.
+TRANSCRIPTION_RESULTS = f"{V1}/speech/transcriptions/results"
 #: The official Fish Audio API, at the server root (``api/fish_*.py``): TTS (and its socket under
 #: it), ASR, voice models, the wallet. These paths and those under them answer Fish's envelope.
 FISH_TTS = "/v1/tts"
@@ -47,6 +52,11 @@ class SignedLinks:
     def lipsync_result(self, name: str, ttl_seconds: int) -> tuple[str, int]:
         """The link to lip-sync video ``name`` and when it expires (Unix seconds)."""
         return self._signed(LIPSYNC_RESULTS, name, ttl_seconds)
+
+    def transcription_result(self, name: str, ttl_seconds: int) -> tuple[str, int]:
+        """The link to a transcription job's result ``name`` (``.json``, ``.srt``, ``.vtt``) and
+        when it expires (Unix seconds)."""
+        return self._signed(TRANSCRIPTION_RESULTS, name, ttl_seconds)
 
     def _signed(self, path: str, name: str, ttl_seconds: int) -> tuple[str, int]:
         expires, signature = self.signer.sign(name, ttl_seconds)

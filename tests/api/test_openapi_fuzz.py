@@ -37,6 +37,7 @@ POSITIVE_DATA_UNDECIDABLE = {
     # Transcription needs decodable audio in its upload, and which languages a model knows
     # depends on the model chosen (whisper-tiny-en knows English only).
     "POST /api/open/v1/speech/transcriptions",
+    "POST /api/open/v1/speech/transcriptions/jobs",
     # The Fish Audio API's voice model creation and speech to text, for the same reasons.
     "POST /model",
     "POST /v1/asr",

@@ -19,6 +19,7 @@ from openfish.services.accounts.accounts import AccountService, Principal
 from openfish.services.accounts.billing import BillingService
 from openfish.services.accounts.idempotency import IdempotencyService
 from openfish.services.accounts.usage import UsageService
+from openfish.services.asr.jobs import TranscriptionJobs
 from openfish.services.asr.transcription import TranscriptionService
 from openfish.services.media.files import FileService
 from openfish.services.media.lipsync import LipSyncJobs
@@ -67,6 +68,7 @@ ConversionsDep = Annotated[VoiceConversions, Depends(_part(lambda s: s.conversio
 JobsDep = Annotated[JobService, Depends(_part(lambda s: s.jobs))]
 TtsJobsDep = Annotated[TtsJobs, Depends(_part(lambda s: s.tts_jobs))]
 LipSyncDep = Annotated[LipSyncJobs, Depends(_part(lambda s: s.lipsync))]
+TranscriptionJobsDep = Annotated[TranscriptionJobs, Depends(_part(lambda s: s.transcription_jobs))]
 TranscriptionDep = Annotated[TranscriptionService, Depends(_part(lambda s: s.transcription))]
 FilesDep = Annotated[FileService, Depends(_part(lambda s: s.files))]
 SignerDep = Annotated[UrlSigner, Depends(_part(lambda s: s.signer))]

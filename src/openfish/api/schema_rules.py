@@ -56,7 +56,7 @@ def enforced_rules(settings: Settings, engines: EngineRegistry) -> Callable[[Doc
         if "SpeechBody" in schemas:
             _openai_speech_rules(schemas["SpeechBody"], settings)
         models = {engine.name: engine for engine in engines.transcribers()}
-        for name in ("TranscriptionBody", "LiveAsrStart"):
+        for name in ("TranscriptionBody", "TranscriptionJobBody", "LiveAsrStart"):
             if name in schemas and models:
                 _asr_rules(schemas[name]["properties"], models)
         for operation in _operations(document):

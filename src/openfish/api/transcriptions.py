@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,6 +15,7 @@ from openfish.errors import UnsupportedMediaType
 from openfish.middleware import request_id_of
 from openfish.paths import V1
 from openfish.services.asr.captions import CAPTION_TYPES, captions
+from openfish.services.asr.transcription import transcript_document
 
 router = APIRouter(prefix=V1, tags=["transcriptions"])
 
@@ -22,8 +23,8 @@ _LANGUAGE = r"^(auto|[A-Za-z]{2,3})$"
 ResponseFormat = Literal["json", "srt", "vtt"]
 
 
-class TranscriptionBody(BaseModel):
-    """Transcribe the audio at ``audioUrl``."""
+class TranscriptionJobBody(BaseModel):
+    """Transcribe the audio at ``audioUrl`` in the background (a transcription job)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,6 +32,11 @@ class TranscriptionBody(BaseModel):
     language: str = Field(default="auto", pattern=_LANGUAGE)
     words: StrictBool = Field(default=False, description="Include word timestamps.")
     model: str | None = Field(default=None, max_length=60, examples=["whisper-base", "whisper-tiny-en"])
+
+
+class TranscriptionBody(TranscriptionJobBody):
+    """Transcribe the audio at ``audioUrl``."""
+
     response_format: ResponseFormat = Field(
         default="json", description="json (the transcript object), or captions: srt or vtt."
     )
@@ -65,17 +71,42 @@ class TranscriptionOut(BaseModel):
     quota_remaining: int
 
 
-_MULTIPART_SCHEMA = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
+BodyT = TypeVar("BodyT", bound=TranscriptionJobBody)
+
+
+def request_body(model: type[TranscriptionJobBody]) -> dict[str, Any]:
+    """``openapi_extra`` declaring the body: ``model`` as JSON, or a multipart form of ``file`` and
+    the same fields (``audioUrl`` aside)."""
+    form: dict[str, Any] = {
         "file": {"type": "string", "format": "binary"},
         "language": {"type": "string", "pattern": _LANGUAGE},
         "words": {"type": "boolean"},
         "model": {"type": "string", "maxLength": 60},
         "response_format": {"type": "string", "enum": ["json", "srt", "vtt"]},
-    },
-}
+    }
+    multipart = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {name: form[name] for name in ("file", *model.model_fields) if name in form},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+                "multipart/form-data": {"schema": multipart},
+            },
+        }
+    }
+
+
+async def read_form(request: Request, model: type[BodyT]) -> tuple[BodyT, bytes]:
+    """A multipart transcription request: its fields as ``model`` and the file's bytes."""
+    names = tuple(name for name in model.model_fields if name != "audioUrl")
+    fields, data = await read_file_form(request, "file", names, ("words",))
+    return validate_model(model, {"audioUrl": "upload", **fields}), data
+
+
 _CAPTIONS = {media.split(";")[0]: {"schema": {"type": "string"}} for media in CAPTION_TYPES.values()}
 
 
@@ -86,15 +117,7 @@ _CAPTIONS = {media.split(";")[0]: {"schema": {"type": "string"}} for media in CA
         200: {"description": "The transcript (json), or its captions (srt, vtt).", "content": _CAPTIONS},
         **error_responses(402, 403, 404, 413, 415, 422, 503),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/TranscriptionBody"}},
-                "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
-            },
-        }
-    },
+    openapi_extra=request_body(TranscriptionBody),
 )
 async def transcribe(
     request: Request, principal: CurrentAccount, transcription: TranscriptionDep
@@ -102,10 +125,9 @@ async def transcribe(
     """Transcribe speech with segment (and optionally word) timestamps; billed per second of audio."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "multipart/form-data":
-        options, data = await _from_form(request)
+        body, data = await read_form(request, TranscriptionBody)
     elif media_type in ("application/json", "application/msgpack", "application/x-msgpack"):
         body = await read_model(request, TranscriptionBody)
-        options = body.model_dump()
         transcription.check(body.model, body.language)
         data = await transcription.audio_from_url(principal.account_id, body.audioUrl)
     else:
@@ -113,47 +135,21 @@ async def transcribe(
     result = await transcription.transcribe(
         principal.account_id,
         data,
-        language=options["language"],
-        words=options["words"],
-        model=options["model"],
+        language=body.language,
+        words=body.words,
+        model=body.model,
         reference=f"asr:{request_id_of(request.scope)}",
     )
     transcript = result.transcript
-    if options["response_format"] in CAPTION_TYPES:
+    if body.response_format in CAPTION_TYPES:
         return Response(
-            captions(transcript.segments, options["response_format"]),
-            media_type=CAPTION_TYPES[options["response_format"]],
+            captions(transcript.segments, body.response_format),
+            media_type=CAPTION_TYPES[body.response_format],
             headers={
                 "X-Credits-Used": str(result.credits),
                 "X-Quota-Remaining": str(result.charge.quota_remaining),
             },
         )
-    return TranscriptionOut(
-        text=transcript.text,
-        duration=round(transcript.duration, 3),
-        language=transcript.language,
-        segments=[
-            SegmentOut(
-                start=segment.start,
-                end=segment.end,
-                text=segment.text,
-                words=[
-                    WordOut(start=w.start, end=w.end, word=w.text, probability=w.probability)
-                    for w in segment.words
-                ]
-                if segment.words is not None
-                else None,
-            )
-            for segment in transcript.segments
-        ],
-        credits_used=result.credits,
-        quota_remaining=result.charge.quota_remaining,
+    return TranscriptionOut.model_validate(
+        transcript_document(transcript, result.credits, result.charge.quota_remaining)
     )
-
-
-async def _from_form(request: Request) -> tuple[dict[str, Any], bytes]:
-    fields, data = await read_file_form(
-        request, "file", ("language", "words", "model", "response_format"), ("words",)
-    )
-    options = validate_model(TranscriptionBody, {"audioUrl": "upload", **fields}).model_dump()
-    return options, data

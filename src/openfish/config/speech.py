@@ -112,6 +112,9 @@ class AsrSettings(BaseModel):
     credits_per_second: int = Field(default=1, ge=0)
     device: Literal["cpu", "cuda", "auto"] = Field(default="cpu", description="cuda uses a GPU if present.")
     compute_type: str = Field(default="int8", description="CTranslate2 compute type (int8, float16, ...).")
+    result_url_ttl_seconds: int = Field(
+        default=86_400, ge=60, description="Validity of transcription jobs' signed result URLs."
+    )
 
 
 class RealtimeSettings(BaseModel):

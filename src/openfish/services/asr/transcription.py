@@ -9,6 +9,7 @@ import math
 import threading
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from openfish.audio.decode import AudioTooLong, DecodedAudio, UndecodableAudio, decode_audio
 from openfish.config import Settings
@@ -40,6 +41,16 @@ class TranscriptionStream:
     credits: int
     charge: ChargeResult
     items: AsyncGenerator[Segment | Transcript, None]
+
+
+@dataclass(frozen=True)
+class MeasuredAudio:
+    """Audio checked and priced for a transcription; nothing held, nothing transcribed yet."""
+
+    model: str
+    duration_seconds: float
+    seconds: int
+    credits: int
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,29 @@ class TranscriptionService:
         )
         return TranscriptionStream(credits=work.credits, charge=charge, items=self._relay(work, reference))
 
+    async def measure(
+        self, data: bytes, *, language: str | None, words: bool, model: str | None
+    ) -> MeasuredAudio:
+        """Every refusal ``transcribe`` makes (model, language, size, decode, length) and the price,
+        with nothing held or transcribed: what a transcription job checks at submit."""
+        work = await self._prepare(data, language, words, model, DecodeOptions())
+        return MeasuredAudio(work.engine.name, work.audio.duration_seconds, work.seconds, work.credits)
+
+    async def transcript_of(
+        self,
+        data: bytes,
+        *,
+        language: str | None,
+        words: bool,
+        model: str | None,
+        on_segment: Callable[[Segment], None] | None = None,
+    ) -> Transcript:
+        """The transcript of ``data``, checked and decoded as ``transcribe`` does but unbilled: for
+        work whose credits are held elsewhere (a job's, by the job framework). ``on_segment`` gets
+        each segment as it is decoded, on the pool's thread; what it raises ends the decode."""
+        work = await self._prepare(data, language, words, model, DecodeOptions())
+        return await self._run(work, on_segment)
+
     async def settle(self, reference: str) -> None:
         """Release the hold of a stream that never finished (idempotent; nothing after capture)."""
         await self._billing.settle(reference, succeeded=False)
@@ -220,6 +254,32 @@ class TranscriptionService:
             raise EngineUnavailable(f"transcription failed: {exc}", retry_after=5) from exc
         except ValueError as exc:
             raise Unprocessable(f"the audio cannot be transcribed: {exc}") from exc
+
+
+def transcript_document(transcript: Transcript, credits: int, quota_remaining: int) -> dict[str, Any]:
+    """A transcript as the API answers it (``TranscriptionOut``: text, duration, language, segments
+    with optional words, credits used, quota remaining) — the sync answer and a job's stored JSON."""
+    return {
+        "text": transcript.text,
+        "duration": round(transcript.duration, 3),
+        "language": transcript.language,
+        "segments": [
+            {
+                "start": segment.start,
+                "end": segment.end,
+                "text": segment.text,
+                "words": None
+                if segment.words is None
+                else [
+                    {"start": w.start, "end": w.end, "word": w.text, "probability": w.probability}
+                    for w in segment.words
+                ],
+            }
+            for segment in transcript.segments
+        ],
+        "credits_used": credits,
+        "quota_remaining": quota_remaining,
+    }
 
 
 class _Abandoned(Exception):
