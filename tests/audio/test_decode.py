@@ -181,3 +181,24 @@ def test_non_positive_limit_is_a_caller_error(limit: float) -> None:
         decode_audio(WAV, max_seconds=limit)
 
     assert not isinstance(caught.value, UndecodableAudio)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "opus", "flac"])
+def test_probe_reads_the_length_from_the_headers(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"clip.{fmt}"
+    if fmt == "flac":  # as a FLAC tool writes it (openfish's streaming encoder leaves the length out)
+        path.write_bytes(soundfile_bytes(sine(seconds=75.0), RATE, "FLAC"))
+    else:
+        path.write_bytes(encode_complete(sine(seconds=75.0), fmt, RATE))
+    length = decode.probe_duration(path)
+    assert length is not None
+    assert length == pytest.approx(75.0, abs=0.2)
+
+
+def test_probe_says_nothing_of_what_is_not_audio(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.mp3"
+    noise.write_bytes(np.random.default_rng(5).bytes(4096))
+    assert decode.probe_duration(noise) is None
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all")
+    assert decode.probe_duration(text) is None

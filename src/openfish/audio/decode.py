@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -85,6 +86,24 @@ def decode_audio(data: bytes, *, max_seconds: float | None = None) -> DecodedAud
         raise UndecodableAudio("the file contains no decodable audio samples")
     samples = np.concatenate(chunks).astype(np.float32, copy=False)
     return DecodedAudio(samples=samples, sample_rate=sample_rate)
+
+
+def probe_duration(path: Path) -> float | None:
+    """The length in seconds of the first audio stream of the file at ``path``, read from its headers
+    (nothing is decoded, so this is cheap even for hours of audio); None when the headers do not say,
+    or when the file is not audio FFmpeg reads (decoding it is what tells why)."""
+    try:
+        with path.open("rb") as source, av.open(source, mode="r", options=_OPEN_OPTIONS) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / av.time_base
+    except av.FFmpegError:
+        return None
+    return None
 
 
 def _float_frames(container: InputContainer, stream: AudioStream) -> Iterator[av.AudioFrame]:
