@@ -6,7 +6,9 @@ Whisper's compression-ratio fallback and distort the timing). For ``whisper-base
 ``whisper-tiny-en`` it prints (a) word error rate and real-time factor of the raw engine, (b) the
 same clips uploaded as WAV to ``POST /api/open/v1/speech/transcriptions`` with the HTTP time over the
 raw time, and (c) the latency of ``GET /healthz`` and ``GET /api/open/v1/profile`` polled every
-50 ms while a long clip is being transcribed over HTTP.
+50 ms while a long clip is being transcribed over HTTP. Then (d) long-form decoding: today's path
+against the long-form one on five-minute recordings of ordinary and of repetitive speech
+(``bench.asr_longform``); ``--long-form`` runs that section alone.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ import httpx
 import numpy as np
 from tests.audio_checks import word_error_rate
 
+from bench.asr_longform import long_form_figures
 from bench.server import free_port, start_server
 from openfish.audio.encode import encode_complete
 from openfish.engines.base import Audio, SynthesisOptions
@@ -216,6 +220,9 @@ async def http_figures(
 
 
 def main() -> None:
+    if "--long-form" in sys.argv[1:]:
+        long_form_figures(MODELS, LONG_SENTENCES)
+        return
     piper = PiperEngine.bundled()
     piper.load()
     short, long = make_clips(piper)
@@ -239,6 +246,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=15)
+    long_form_figures(MODELS, LONG_SENTENCES)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,13 @@ class AsrSettings(BaseModel):
     credits_per_second: int = Field(default=1, ge=0)
     device: Literal["cpu", "cuda", "auto"] = Field(default="cpu", description="cuda uses a GPU if present.")
     compute_type: str = Field(default="int8", description="CTranslate2 compute type (int8, float16, ...).")
+    batch_size: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Windows (30 s each) of a recording longer than one window that Whisper decodes at "
+        "once; a batch's segments come out together. 4 suits 2 CPU cores; a GPU wants 8-16.",
+    )
     result_url_ttl_seconds: int = Field(
         default=86_400, ge=60, description="Validity of transcription jobs' signed result URLs."
     )

@@ -164,7 +164,11 @@ class DecodeOptions:
     spoken) or ``translate`` (English text, Whisper's translate task); ``prompt``, text that came
     before (style, names, spelling); ``temperature``, one sampling temperature (None: greedy first,
     then higher temperatures where the decode fails its checks); ``speech``, how speech is told
-    from silence."""
+    from silence.
+
+    Audio longer than one 30 s window is cut at pauses and its windows decoded on their own, so
+    there the ``prompt`` leads every window (not only the first), and with ``temperature`` None a
+    window that fails the checks is decoded once more, at 0.2, not up the whole ladder."""
 
     task: str = "transcribe"
     prompt: str | None = None

@@ -152,7 +152,9 @@ def build_engines(settings: Settings) -> EngineRegistry:
     if settings.asr.enabled:
         # Cheap: the base model is joined from its two packages on first load(), not here.
         asr = settings.asr
-        engines = build_whisper_engines(settings.data_dir, device=asr.device, compute_type=asr.compute_type)
+        engines = build_whisper_engines(
+            settings.data_dir, device=asr.device, compute_type=asr.compute_type, batch_size=asr.batch_size
+        )
         for transcriber in engines:
             registry.register_transcriber(transcriber)
         registry.register_vad(SileroVad())
