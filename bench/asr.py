@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from tests.audio_checks import word_error_rate
+from tests.prose import PROSE_SENTENCES
 
 from bench.asr_longform import long_form_figures
 from bench.server import free_port, start_server
@@ -46,26 +47,7 @@ SHORT_SENTENCES = (
     "Our team finished the quarterly report two days before the deadline.",
     "She bought fresh bread, green apples and a jar of honey at the market.",
 )
-LONG_SENTENCES = (
-    "When the morning train finally pulled into the station, the passengers hurried toward the exit.",
-    "A small bakery on the corner sells warm croissants until nine o'clock every day.",
-    "The museum opened a new exhibition about ancient maps and the sailors who drew them.",
-    "My neighbor spent the whole weekend painting his fence a bright shade of blue.",
-    "Scientists measured the temperature of the lake every hour for an entire summer.",
-    "The children built a tall sandcastle and watched the tide slowly wash it away.",
-    "After the meeting, we walked to the park and talked about our plans for the holidays.",
-    "The library will be closed on Monday while the workers repair the heating system.",
-    "He forgot his keys in the car, so he had to call a locksmith late at night.",
-    "Farmers in the valley grow wheat, corn and sunflowers on their wide, flat fields.",
-    "The orchestra rehearsed the symphony three times before the concert on Friday evening.",
-    "A gentle wind carried the smell of pine trees across the quiet mountain road.",
-    "Our teacher explained how volcanoes form and why some of them erupt so violently.",
-    "The new bridge connects two towns that were separated by the river for centuries.",
-    "Every spring, thousands of birds return to the wetlands to build their nests.",
-    "The chef tasted the soup, added a pinch of salt and served it with fresh herbs.",
-    "Traffic was heavy downtown because of the parade celebrating the city's anniversary.",
-    "She learned to play the piano as a child and still practices every single evening.",
-)
+LONG_SENTENCES = PROSE_SENTENCES[:18]
 
 
 @dataclass(frozen=True)

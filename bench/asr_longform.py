@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from tests.audio_checks import word_error_rate
+from tests.prose import PROSE_SENTENCES
 
 from openfish.engines.base import Audio, SynthesisOptions
 from openfish.engines.piper import PiperEngine
@@ -32,58 +33,7 @@ from openfish.engines.whisper import build_whisper_engines
 SAMPLE_RATE = 22050
 GAP_SECONDS = 0.35
 REPEATS = 100
-MORE_SENTENCES = (
-    "The old lighthouse keeper climbed the stairs each night to light the great lamp.",
-    "Our cat sleeps on the windowsill all afternoon and wakes up only for dinner.",
-    "The students collected leaves in the forest and pressed them between heavy books.",
-    "A long line of trucks waited at the border while the officers checked their papers.",
-    "The baker rose before dawn to prepare bread, rolls and sweet buns for the village.",
-    "During the storm, the power went out and we read stories by candlelight.",
-    "The hikers reached the summit just in time to watch the sun set behind the clouds.",
-    "My grandmother keeps a notebook full of recipes she learned from her own mother.",
-    "The city council voted to plant two hundred trees along the main avenue.",
-    "A young pilot landed the small plane safely despite the strong crosswind.",
-    "The market was crowded with families buying pumpkins for the autumn festival.",
-    "He repaired the broken bicycle with a few tools and a lot of patience.",
-    "The river flooded the lower fields after three days of heavy rain.",
-    "Our neighbors invited everyone on the street to a barbecue on Saturday.",
-    "The journalist interviewed the mayor about the new public transport plan.",
-    "Thick fog covered the harbor, and the ferries waited until it lifted.",
-    "The professor wrote a long equation on the board and asked us to solve it.",
-    "A family of ducks crossed the road while the drivers patiently waited.",
-    "The bookstore downtown hosts a reading club on the first Thursday of each month.",
-    "She packed her suitcase carefully, leaving room for souvenirs from the trip.",
-    "The engineers tested the new engine for hours before approving the design.",
-    "In the evening, the square filled with musicians, dancers and street vendors.",
-    "The little boy proudly showed his drawing of a dragon to the whole class.",
-    "Fresh snow fell overnight, and the children hurried outside with their sleds.",
-    "The hospital opened a new wing for patients recovering from surgery.",
-    "We planted tomatoes, peppers and beans in the garden behind the house.",
-    "The captain announced that the ship would arrive at the port before noon.",
-    "A sudden gust of wind blew the papers off the desk and across the room.",
-    "The team celebrated their victory with a dinner at their favorite restaurant.",
-    "Old photographs of the town hang on the walls of the small cafe.",
-    "The volunteers cleaned the beach and collected six bags of plastic waste.",
-    "His brother works as a nurse and often takes the night shift at the clinic.",
-    "The zoo welcomed a baby giraffe, and crowds gathered to see it take its first steps.",
-    "After years of saving, they finally bought a small cottage near the lake.",
-    "The factory produces thousands of glass bottles every single day.",
-    "A retired teacher volunteers at the library, helping children learn to read.",
-    "The scientists launched a weather balloon to study the upper atmosphere.",
-    "We missed the last bus and had to walk home through the quiet streets.",
-    "The gardener trimmed the hedges and swept the leaves from the stone path.",
-    "Every winter the lake freezes, and people skate on it until early spring.",
-    "The company hired twenty new workers to keep up with the growing demand.",
-    "Her uncle tells funny stories about his years as a sailor in distant seas.",
-    "The train was delayed by an hour because of a signal problem near the bridge.",
-    "A quiet street in the old town leads to a square with a beautiful fountain.",
-    "The firefighters rescued a kitten that had climbed to the top of a tall tree.",
-    "Two friends opened a bicycle shop that also serves coffee and homemade cake.",
-    "The farmer checked the weather forecast before deciding when to harvest the grapes.",
-    "A small boat drifted slowly past the island as the sun rose over the water.",
-    "The museum guide explained how the ancient statue was carried across the desert.",
-    "Our school organizes a science fair every spring, and the winners visit a laboratory.",
-)
+MORE_SENTENCES = PROSE_SENTENCES[18:]
 
 
 @dataclass(frozen=True)

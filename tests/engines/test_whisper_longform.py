@@ -18,6 +18,7 @@ from openfish.engines.piper import PiperEngine
 from openfish.engines.whisper import WhisperEngine, build_whisper_engines
 from openfish.engines.whisper_windows import Window, quiet_frames, speech_windows
 from tests.engines.test_whisper import wer
+from tests.prose import PROSE_SENTENCES
 
 RATE = 22_050
 GAP = np.zeros(int(0.35 * RATE), np.float32)
@@ -35,34 +36,7 @@ CLAUSE_WORDS = (
     "goats", "bread", "nets", "picture", "papers", "village", "wheat", "blanket",
     "engines", "roses", "songs", "chair", "trout", "vase",
 )  # fmt: skip
-ORDINARY = (
-    "When the morning train finally pulled into the station, the passengers hurried toward the exit.",
-    "A small bakery on the corner sells warm croissants until nine o'clock every day.",
-    "The museum opened a new exhibition about ancient maps and the sailors who drew them.",
-    "My neighbor spent the whole weekend painting his fence a bright shade of blue.",
-    "Scientists measured the temperature of the lake every hour for an entire summer.",
-    "The children built a tall sandcastle and watched the tide slowly wash it away.",
-    "After the meeting, we walked to the park and talked about our plans for the holidays.",
-    "The library will be closed on Monday while the workers repair the heating system.",
-    "He forgot his keys in the car, so he had to call a locksmith late at night.",
-    "Farmers in the valley grow wheat, corn and sunflowers on their wide, flat fields.",
-    "The orchestra rehearsed the symphony three times before the concert on Friday evening.",
-    "A gentle wind carried the smell of pine trees across the quiet mountain road.",
-    "Our teacher explained how volcanoes form and why some of them erupt so violently.",
-    "The new bridge connects two towns that were separated by the river for centuries.",
-    "Every spring, thousands of birds return to the wetlands to build their nests.",
-    "The chef tasted the soup, added a pinch of salt and served it with fresh herbs.",
-    "Traffic was heavy downtown because of the parade celebrating the city's anniversary.",
-    "She learned to play the piano as a child and still practices every single evening.",
-    "The old lighthouse keeper climbed the stairs each night to light the great lamp.",
-    "Our cat sleeps on the windowsill all afternoon and wakes up only for dinner.",
-    "The students collected leaves in the forest and pressed them between heavy books.",
-    "A long line of trucks waited at the border while the officers checked their papers.",
-    "The baker rose before dawn to prepare bread, rolls and sweet buns for the village.",
-    "During the storm, the power went out and we read stories by candlelight.",
-    "The hikers reached the summit just in time to watch the sun set behind the clouds.",
-    "My grandmother keeps a notebook full of recipes she learned from her own mother.",
-)
+ORDINARY = PROSE_SENTENCES[:26]
 REPEATS = 28
 #: Piper without its random variation: the same audio, so the same transcript, on every run.
 STEADY = SynthesisOptions(voice="en_US-joe-medium", noise_scale=0.0, noise_w=0.0)
