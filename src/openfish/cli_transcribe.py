@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from openfish.audio.decode import probe_duration
 from openfish.cli_transcribe_jobs import CHUNK, Api, Line, multipart
-from openfish.cli_tts import DEFAULT_SERVER, _check_target, _fail, _temp_path, console, errors
+from openfish.cli_tts import DEFAULT_SERVER, check_target, console, errors, fail, temp_path
 from openfish.engines.base import Segment
 from openfish.services.asr.captions import captions
 
@@ -47,14 +47,14 @@ def _output_kind(output: Path | None, as_json: bool) -> str:
     if output is None:
         return "json" if as_json else "text"
     if as_json:
-        _fail("--json prints the JSON; to write it to a file, name the file -o NAME.json")
+        fail("--json prints the JSON; to write it to a file, name the file -o NAME.json")
     kind = OUTPUT_KINDS.get(output.suffix.lower())
     if kind is None:
-        _fail(
+        fail(
             f"cannot tell what to write to {escape(str(output))}: "
             f"name the output .txt, .srt, .vtt or .json (got {escape(output.suffix or 'no extension')})"
         )
-    _check_target(output)
+    check_target(output)
     return kind
 
 
@@ -111,13 +111,13 @@ def _render(kind: str, outcome: Outcome, api: Api) -> str:
 
 def _write(output: Path, text: str) -> None:
     """Into a temporary file beside ``output``, renamed into place once complete."""
-    temp = _temp_path(output)
+    temp = temp_path(output)
     try:
         temp.write_text(text, encoding="utf-8", newline="")
         os.replace(temp, output)
     except OSError as exc:
         temp.unlink(missing_ok=True)
-        _fail(f"cannot write {escape(str(output))}: {escape(str(exc))}")
+        fail(f"cannot write {escape(str(output))}: {escape(str(exc))}")
 
 
 @dataclass(frozen=True)
@@ -183,11 +183,11 @@ def transcribe(
     """Transcribe FILE (or pick up --job ID); print the text or write -o NAME.txt|srt|vtt|json."""
     kind = _output_kind(output, as_json)
     if job_id is not None and (file is not None or sync is not None):
-        _fail("--job picks up a job already submitted: give no FILE, --sync or --async with it")
+        fail("--job picks up a job already submitted: give no FILE, --sync or --async with it")
     if cancel and job_id is None:
-        _fail("--cancel needs --job ID")
+        fail("--cancel needs --job ID")
     if job_id is not None and not JOB_ID.fullmatch(job_id):
-        _fail(f"{escape(job_id)} is not a job id (job_...)")
+        fail(f"{escape(job_id)} is not a job id (job_...)")
     target = Target(server.rstrip("/"), output, as_json)
     fields = {"language": language, "words": "true" if words else "false"}
     if model is not None:
@@ -202,18 +202,18 @@ def transcribe(
             if job_id is not None:
                 outcome = _follow(api, api.job(job_id), target)
             elif file is None:
-                _fail("give the FILE to transcribe, or --job ID to pick up a job")
+                fail("give the FILE to transcribe, or --job ID to pick up a job")
             elif _use_job(file, sync):
                 outcome = _follow(api, _submit(api, file, fields), target)
             else:
                 outcome = _at_once(api, file, fields)
             text = _render(kind, outcome, api)
     except httpx.TimeoutException as exc:
-        _fail(f"timed out talking to {escape(server)} ({type(exc).__name__}); try a larger --timeout")
+        fail(f"timed out talking to {escape(server)} ({type(exc).__name__}); try a larger --timeout")
     except httpx.TransportError as exc:
-        _fail(f"cannot reach the server at {escape(server)}: {escape(str(exc) or type(exc).__name__)}")
+        fail(f"cannot reach the server at {escape(server)}: {escape(str(exc) or type(exc).__name__)}")
     except httpx.InvalidURL as exc:
-        _fail(f"invalid --server {escape(server)}: {escape(str(exc))}")
+        fail(f"invalid --server {escape(server)}: {escape(str(exc))}")
     summary = outcome.summary
     if output is None:
         console.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
@@ -262,7 +262,7 @@ def _submit(api: Api, file: Path, fields: dict[str, str]) -> dict[str, Any]:
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
-    return _fail(f"this file and these options have failed {RETRIES} times; the last: {_job_failure(job)}")
+    return fail(f"this file and these options have failed {RETRIES} times; the last: {_job_failure(job)}")
 
 
 def _follow(api: Api, job: dict[str, Any], target: Target) -> Outcome:
@@ -280,7 +280,7 @@ def _follow(api: Api, job: dict[str, Any], target: Target) -> Outcome:
         )
         raise typer.Exit(130) from None
     if job["status"] != "succeeded":
-        _fail(_job_failure(job))
+        fail(_job_failure(job))
     transcript = job["transcript"]
     return Outcome(
         {key: value for key, value in transcript.items() if key not in BILL},

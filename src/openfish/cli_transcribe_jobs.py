@@ -19,7 +19,7 @@ from rich.filesize import decimal
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from openfish.cli_tts import _describe_error, _fail, errors
+from openfish.cli_tts import describe_error, errors, fail
 
 SYNC_PATH = "/api/open/v1/speech/transcriptions"
 JOBS_PATH = "/api/open/v1/speech/transcriptions/jobs"
@@ -143,7 +143,7 @@ class Api:
     def _json(self, response: httpx.Response, *ok: int) -> dict[str, Any]:
         """The answer's JSON object; any other status ends the command with the server's message."""
         if response.status_code not in ok:
-            _fail(_describe_error(response))
+            fail(describe_error(response))
         answer: dict[str, Any] = response.json()
         return answer
 
@@ -179,7 +179,7 @@ class Api:
         credential, so the token is not sent (the URL may point at object storage)."""
         response = self.client.get(httpx.URL(self.server + "/").join(url))
         if response.status_code != 200:
-            _fail(_describe_error(response))
+            fail(describe_error(response))
         return response.text
 
     def follow(self, job: dict[str, Any], line: Line, hint: str) -> dict[str, Any]:
@@ -200,7 +200,7 @@ class Api:
                 line.phase(f"server unreachable ({problem}); retrying")
                 shown = "unreachable"
             elif time.monotonic() - down_since > UNREACHABLE_SECONDS:
-                _fail(f"the server has not answered for {UNREACHABLE_SECONDS:.0f} s ({problem})\n  {hint}")
+                fail(f"the server has not answered for {UNREACHABLE_SECONDS:.0f} s ({problem})\n  {hint}")
         return job
 
     def _poll(self, job_id: str) -> tuple[dict[str, Any] | None, str]:

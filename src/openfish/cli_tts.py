@@ -68,7 +68,7 @@ class Usage:
         )
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
     """Print ``message`` (already escaped for rich markup) as an error and exit with status 1."""
     errors.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(1)
@@ -77,14 +77,14 @@ def _fail(message: str) -> NoReturn:
 def _read_text(text: str | None, file: Path | None) -> str:
     """The text to say, from the argument, ``-`` (standard input) or ``--file``."""
     if text is not None and file is not None:
-        _fail("give the text as an argument or with --file, not both")
+        fail("give the text as an argument or with --file, not both")
     if file is not None:
         try:
             return file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            _fail(f"cannot read {escape(str(file))}: {escape(str(exc))}")
+            fail(f"cannot read {escape(str(file))}: {escape(str(exc))}")
     if text is None:
-        _fail("no text: give it as an argument, '-' for standard input, or --file PATH")
+        fail("no text: give it as an argument, '-' for standard input, or --file PATH")
     if text == "-":
         return sys.stdin.read()
     return text
@@ -113,18 +113,18 @@ def choose_format(output: Path, requested: AudioFormat | None) -> AudioFormat:
     return inferred
 
 
-def _check_target(output: Path) -> None:
+def check_target(output: Path) -> None:
     """Fail before spending credits when the output cannot be written where it was asked for."""
     if output.is_dir():
-        _fail(f"{escape(str(output))} is a directory")
+        fail(f"{escape(str(output))} is a directory")
     parent = output.parent
     if not parent.is_dir():
-        _fail(f"the directory {escape(str(parent))} does not exist")
+        fail(f"the directory {escape(str(parent))} does not exist")
     if not os.access(parent, os.W_OK):
-        _fail(f"the directory {escape(str(parent))} is not writable")
+        fail(f"the directory {escape(str(parent))} is not writable")
 
 
-def _describe_error(response: httpx.Response) -> str:
+def describe_error(response: httpx.Response) -> str:
     """The server's error envelope (``{"code", "message", "requestId"}``) as one escaped line."""
     request_id = response.headers.get("X-Request-Id")
     try:
@@ -149,7 +149,7 @@ def _describe_error(response: httpx.Response) -> str:
     return line
 
 
-def _temp_path(output: Path) -> Path:
+def temp_path(output: Path) -> Path:
     """A hidden, unique name in the output's own directory, so the final rename stays atomic."""
     return output.with_name(f".{output.name}.{secrets.token_hex(4)}.part")
 
@@ -217,9 +217,9 @@ def tts(
     """Synthesize speech on a running openfish server and write the audio to a file as it streams."""
     spoken = _read_text(text, file)
     if not spoken:
-        _fail("the text is empty")
+        fail("the text is empty")
     chosen = choose_format(output, audio_format)
-    _check_target(output)
+    check_target(output)
     body: dict[str, object] = {"text": spoken, "format": chosen}
     optional: dict[str, object | None] = {
         "voiceId": voice,
@@ -240,16 +240,16 @@ def tts(
         ):
             if response.status_code != 200:
                 response.read()
-                _fail(_describe_error(response))
+                fail(describe_error(response))
             usage = Usage.from_headers(response.headers)
             request_id = response.headers.get("X-Request-Id")
             size = _receive(response, output, request_id)
     except httpx.TimeoutException as exc:
-        _fail(f"timed out talking to {escape(server)} ({type(exc).__name__}); try a larger --timeout")
+        fail(f"timed out talking to {escape(server)} ({type(exc).__name__}); try a larger --timeout")
     except httpx.TransportError as exc:
-        _fail(f"cannot reach the server at {escape(server)}: {escape(str(exc) or type(exc).__name__)}")
+        fail(f"cannot reach the server at {escape(server)}: {escape(str(exc) or type(exc).__name__)}")
     except httpx.InvalidURL as exc:
-        _fail(f"invalid --server {escape(server)}: {escape(str(exc))}")
+        fail(f"invalid --server {escape(server)}: {escape(str(exc))}")
     except KeyboardInterrupt:
         errors.print("[red]interrupted[/red]; no output file was written.")
         raise typer.Exit(130) from None
@@ -265,31 +265,31 @@ def tts(
 
 def _receive(response: httpx.Response, output: Path, request_id: str | None) -> int:
     """Stream ``response`` into a temporary file and rename it to ``output`` once complete."""
-    temp = _temp_path(output)
+    temp = temp_path(output)
     done = False
     try:
         try:
             sink = temp.open("xb")
         except OSError as exc:
-            _fail(f"cannot create {escape(str(temp))}: {escape(str(exc))}")
+            fail(f"cannot create {escape(str(temp))}: {escape(str(exc))}")
         with sink, _progress() as progress:
             try:
                 size = _stream_to(response, sink, progress)
             except httpx.HTTPError as exc:  # e.g. RemoteProtocolError: the chunked body ended early
                 where = f" (requestId {escape(request_id)})" if request_id else ""
-                _fail(
+                fail(
                     f"the audio stream broke off after {sink.tell():,} bytes{where}: "
                     f"{escape(str(exc) or type(exc).__name__)}\n"
                     f"  The audio is incomplete; nothing was written to {escape(str(output))}."
                 )
             except OSError as exc:
-                _fail(f"cannot write {escape(str(temp))}: {escape(str(exc))}")
+                fail(f"cannot write {escape(str(temp))}: {escape(str(exc))}")
         if size == 0:
-            _fail("the server sent no audio; nothing was written")
+            fail("the server sent no audio; nothing was written")
         try:
             os.replace(temp, output)
         except OSError as exc:
-            _fail(f"cannot write {escape(str(output))}: {escape(str(exc))}")
+            fail(f"cannot write {escape(str(output))}: {escape(str(exc))}")
         done = True
     finally:
         if not done:
