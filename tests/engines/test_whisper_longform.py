@@ -193,6 +193,22 @@ def test_repetitive_speech_is_heard_in_full_in_order_and_where_it_was_said(
     _check_times(result, repetitive.seconds)
 
 
+def test_the_same_sentence_said_three_times_before_a_long_silence_is_heard_three_times(
+    engines: dict[str, WhisperEngine], piper: PiperEngine
+) -> None:
+    # Longer than one window only through its trailing silence: the case that once came back as one
+    # cue over all three sayings.
+    said = _speak(piper, (ORDINARY[1],) * 3, {0: 2.0, 1: 2.0})
+    audio = np.concatenate([said.audio, np.zeros(int(70 * RATE) - said.audio.size, np.float32)])
+    result = engines["whisper-base"].transcribe(audio, RATE, language="en", words=False)
+    assert len(result.segments) == 3, result.segments
+    for segment, (start, end) in zip(result.segments, said.spans, strict=True):
+        assert wer(_normal(ORDINARY[1]), _normal(segment.text)) < 0.2, segment
+        assert segment.start - 0.5 <= start, (segment, start)
+        assert end <= segment.end + 0.5, (segment, end)
+    _check_times(result, audio.size / RATE)
+
+
 def test_repetitive_speech_costs_about_what_other_speech_does(
     engines: dict[str, WhisperEngine], ordinary: Speech, repetitive: Speech
 ) -> None:
